@@ -1,0 +1,60 @@
+"""Settings, read once from the environment (prefix ``GRADLAB_``).
+
+Every field here is documented in the README's settings table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """gradlab's settings; each field is the environment variable ``GRADLAB_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GRADLAB_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./gradlab.db",
+        description="Any SQLAlchemy URL: the embedded SQLite file by default, "
+        "postgresql+psycopg://user@host/db to scale out.",
+    )
+    lease_seconds: float = Field(
+        30.0, gt=0, description="How long a worker's claim on a job lasts without a heartbeat."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Tries before a job whose workers keep dying fails as worker_lost."
+    )
+    max_iterations: int = Field(1_000_000, ge=1, description="Largest `iterations` a job may ask.")
+    max_inline_rows: int = Field(100_000, ge=1, description="Largest inline dataset, in rows.")
+    max_inline_features: int = Field(1_000, ge=1, description="Largest inline dataset, in columns.")
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Request bodies above this get 413."
+    )
+    max_sweep_jobs: int = Field(256, ge=1, description="Largest grid a sweep may expand to.")
+    flush_iterations: int = Field(
+        1_000, ge=1, description="A worker writes its buffered points after this many iterations"
+    )
+    flush_seconds: float = Field(0.2, gt=0, description="... or after this many seconds.")
+    poll_seconds: float = Field(
+        0.05, gt=0, description="How often an idle worker looks for queued jobs (SQLite)."
+    )
+    listen_poll_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="PostgreSQL: an idle worker waits on LISTEN this long before polling anyway.",
+    )
+    shutdown_seconds: float = Field(
+        10.0, gt=0, description="How long a worker may take to hand its job back on SIGTERM."
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        30_000, ge=0, description="How long SQLite waits for a lock before giving up."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,173 @@
+"""ORM tables. The schema itself is created only by the Alembic migrations in ``migrations/``.
+
+Points are stored in chunks: one ``metric_chunks`` row per flush of a job, holding each
+series as packed little-endian float64 (``ndarray.tobytes()``), keyed by the chunk's first
+iteration. A chunk also keeps the full point at its lowest and highest loss (``extremes``)
+so that a downsampled read of a long history touches only those rollups, never every point.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_id_lock = threading.Lock()
+_last_id_ms = 0
+_id_counter = 0
+
+
+def new_id() -> str:
+    """A 32-hex-digit id that sorts by creation time (UUIDv7-like: ms clock, then random).
+
+    Within one process ids are strictly increasing even inside the same millisecond.
+    """
+    global _last_id_ms, _id_counter
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_id_ms:
+            ms = _last_id_ms
+            _id_counter += 1
+        else:
+            _last_id_ms, _id_counter = ms, 0
+        return f"{ms:012x}{_id_counter:04x}{os.urandom(8).hex()}"
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str | None] = mapped_column(String(200))
+    base: Mapped[dict] = mapped_column(JSONType)
+    grid: Mapped[dict] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_id", "status", "id"),
+        Index("ix_jobs_status_lease_expires_at", "status", "lease_expires_at"),
+        Index("ix_jobs_name_id", "name", "id"),
+        Index("ix_jobs_model_kind_id", "model_kind", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str | None] = mapped_column(String(200))
+    tags: Mapped[dict] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    model_kind: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict] = mapped_column(JSONType)
+    iterations: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    iterations_done: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    final_loss: Mapped[float | None] = mapped_column(Float)
+    final_accuracy: Mapped[float | None] = mapped_column(Float)
+    best_loss: Mapped[float | None] = mapped_column(Float)
+    best_iteration: Mapped[int | None] = mapped_column(Integer)
+    checks_passed: Mapped[bool | None] = mapped_column(Boolean)
+    error_type: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_iteration: Mapped[int | None] = mapped_column(Integer)
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[float | None] = mapped_column(Float)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    sweep_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="SET NULL"), index=True
+    )
+
+
+class Attempt(Base):
+    """One try of a job by one worker: the audit trail of who ran what and how it ended."""
+
+    __tablename__ = "attempts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker_id: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    start_iteration: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+
+
+class MetricChunk(Base):
+    """Points ``first_iteration .. first_iteration + count - 1`` of one job."""
+
+    __tablename__ = "metric_chunks"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    first_iteration: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    loss: Mapped[bytes] = mapped_column(LargeBinary)
+    data_loss: Mapped[bytes] = mapped_column(LargeBinary)
+    reg_loss: Mapped[bytes] = mapped_column(LargeBinary)
+    grad_norm: Mapped[bytes] = mapped_column(LargeBinary)
+    accuracy: Mapped[bytes | None] = mapped_column(LargeBinary)
+    loss_min: Mapped[float] = mapped_column(Float)
+    loss_max: Mapped[float] = mapped_column(Float)
+    loss_last: Mapped[float] = mapped_column(Float)
+    extremes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class GradientCheck(Base):
+    __tablename__ = "gradient_checks"
+    __table_args__ = (UniqueConstraint("job_id", "iteration", "reference"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    iteration: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(String(16))
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    max_relative_error: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[dict] = mapped_column(JSONType)
+
+
+class Checkpoint(Base):
+    """The latest parameters and optimizer state of a job, written with every flush."""
+
+    __tablename__ = "checkpoints"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    iteration: Mapped[int] = mapped_column(BigInteger)
+    attempt: Mapped[int] = mapped_column(Integer)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
