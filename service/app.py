@@ -1,0 +1,50 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import health
+from service.db import Database
+from service.errors import install_handlers
+from service.jobs.router import router as jobs_router
+from service.metrics.router import router as metrics_router
+from service.settings import Settings
+
+DESCRIPTION = """\
+Experiment tracking for learning, and checking, how gradient descent works.
+
+Post a training-job spec — a model from the classic exercises, a dataset, an optimizer and
+its hyperparameters — and a background worker trains it with hand-derived NumPy gradients,
+recording every iteration's loss and checking the analytic gradients against finite
+differences (and PyTorch autograd, when installed). Open **POST /v1/jobs** and pick one of
+the seed exercises from *Examples* to try it.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A gradlab API on ``settings`` (read from the environment when not given)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database(settings.database_url, settings)
+        yield
+        app.state.db.dispose()
+
+    app = FastAPI(
+        title="gradlab",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    install_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs_router)
+    app.include_router(metrics_router)
+    return app

@@ -1,0 +1,172 @@
+"""One exception hierarchy that carries its HTTP status, and the handlers that render it.
+
+Every error body has a ``detail`` and a one-sentence ``message``. Validation errors (422)
+list each problem with its field path in ``loc`` (as FastAPI does) and in ``field`` (as a user
+would write it: ``data.X[3]``), and never echo the input back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a one-sentence ``message``, a ``type``, and ``detail`` (for 422,
+    a list of ``{loc, field, msg, type}``, one per problem)."""
+
+    message: str
+    type: str
+    detail: Any
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a request: where (a field path) and what, in a sentence."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str = "value_error"
+
+
+class GradlabError(Exception):
+    """Base of gradlab's errors; ``status`` is the HTTP status it is answered with."""
+
+    status = 500
+    type = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.message, "message": self.message, "type": self.type}
+
+
+class NotFound(GradlabError):
+    status = 404
+    type = "not_found"
+
+
+class Conflict(GradlabError):
+    status = 409
+    type = "conflict"
+
+
+class InvalidSpec(GradlabError):
+    """The request parsed, but its fields do not fit together or exceed the limits."""
+
+    status = 422
+    type = "invalid_spec"
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__(_summary(self.problems))
+
+    def body(self) -> dict[str, Any]:
+        return validation_body(self.problems)
+
+
+class NotApplicable(GradlabError):
+    """The resource exists, but what was asked of it does not apply (a plot for the wrong
+    kind of model, say)."""
+
+    status = 409
+    type = "not_applicable"
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _summary(problems: Sequence[Problem]) -> str:
+    if not problems:
+        return "The request is not valid."
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    field = _dotted(first.loc)
+    return f"{field}: {first.msg}{more}" if field else f"{first.msg}{more}"
+
+
+def validation_body(problems: Sequence[Problem]) -> dict[str, Any]:
+    return {
+        "message": _summary(problems),
+        "type": "invalid_request",
+        "detail": [
+            {"loc": ["body", *p.loc], "field": _dotted(p.loc), "msg": p.msg, "type": p.type}
+            for p in problems
+        ],
+    }
+
+
+_UNION_TAGS = {
+    "linear_regression", "logistic_regression", "softmax_regression", "mlp",
+    "line", "blobs", "spiral", "inline", "gd", "sgd", "newton", "random", "zeros", "given",
+    "list[float]", "list[list[float]]",
+}  # fmt: skip
+
+
+def _problem_from_pydantic(error: dict[str, Any]) -> Problem:
+    loc = [p for p in error.get("loc", ()) if p not in _UNION_TAGS]
+    where = loc[0] if loc else None
+    if where in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    msg = str(error.get("msg", "is not valid"))
+    kind = str(error.get("type", "value_error"))
+    if kind == "extra_forbidden":
+        msg = "is not a field here; check its spelling or remove it."
+    elif kind == "missing":
+        msg = "is required."
+    elif kind == "json_invalid":
+        msg = f"The body is not valid JSON: {error.get('ctx', {}).get('error', msg)}."
+    elif kind == "union_tag_invalid":
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        msg = f"unknown kind {error.get('ctx', {}).get('tag')!r}; expected one of {expected}."
+    elif kind == "finite_number":
+        msg = "must be a finite number (NaN and Infinity are not allowed)."
+    if where in ("query", "path", "header") and loc:
+        loc = [f"{where}:{loc[0]}", *loc[1:]]
+    return Problem(tuple(loc), msg, kind)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Render gradlab's errors, request validation errors and HTTP errors the same way."""
+
+    @app.exception_handler(GradlabError)
+    async def _gradlab_error(_: Request, exc: GradlabError) -> Response:
+        return json_response(exc.body(), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+        problems = [_problem_from_pydantic(dict(e)) for e in exc.errors()]
+        return json_response(validation_body(problems), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        message = str(exc.detail)
+        return json_response(
+            {"detail": message, "message": message, "type": "http_error"},
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

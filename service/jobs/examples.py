@@ -1,0 +1,95 @@
+"""Ready-to-run specs for the seed exercises, shown in Swagger UI (and submitted by the tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SEEDS: dict[str, dict[str, Any]] = {
+    "line_mse": {
+        "summary": "Straight-line fit, mean squared error",
+        "value": {
+            "name": "line-mse",
+            "model": {"kind": "linear_regression"},
+            "loss": "mse",
+            "data": {
+                "kind": "line",
+                "n_samples": 100,
+                "slope": 2.0,
+                "intercept": 1.0,
+                "noise": 0.1,
+            },
+            "optimizer": {"kind": "gd", "learning_rate": 0.1},
+            "iterations": 500,
+        },
+    },
+    "line_mae": {
+        "summary": "Straight-line fit, mean absolute error (a subgradient)",
+        "value": {
+            "name": "line-mae",
+            "model": {"kind": "linear_regression"},
+            "loss": "mae",
+            "data": {
+                "kind": "line",
+                "n_samples": 100,
+                "slope": 2.0,
+                "intercept": 1.0,
+                "noise": 0.1,
+            },
+            "optimizer": {"kind": "gd", "learning_rate": 0.05},
+            "iterations": 500,
+        },
+    },
+    "blobs_logistic": {
+        "summary": "Binary 2-D Gaussians: sigmoid and log loss",
+        "value": {
+            "name": "blobs-logistic",
+            "model": {"kind": "logistic_regression"},
+            "loss": "log_loss",
+            "data": {"kind": "blobs", "n_samples": 200, "n_classes": 2, "cluster_std": 1.5},
+            "optimizer": {"kind": "gd", "learning_rate": 0.5},
+            "iterations": 300,
+        },
+    },
+    "spiral_softmax": {
+        "summary": "The CS231n softmax classifier on the spiral",
+        "value": {
+            "name": "cs231n-softmax",
+            "model": {"kind": "softmax_regression"},
+            "loss": "cross_entropy",
+            "data": {"kind": "spiral", "n_per_class": 100, "n_classes": 3},
+            "optimizer": {"kind": "gd", "learning_rate": 1.0},
+            "l2": 0.001,
+            "iterations": 200,
+        },
+    },
+    "spiral_two_layer": {
+        "summary": "The CS231n 2-layer neural network on the spiral (h = 100)",
+        "value": {
+            "name": "cs231n-2-layer",
+            "model": {"kind": "mlp", "hidden_sizes": [100], "activation": "relu"},
+            "loss": "cross_entropy",
+            "data": {"kind": "spiral", "n_per_class": 100, "n_classes": 3},
+            "optimizer": {"kind": "gd", "learning_rate": 1.0},
+            "l2": 0.001,
+            "iterations": 10000,
+        },
+    },
+    "newton_logistic": {
+        "summary": "Logistic regression by Newton's method",
+        "value": {
+            "name": "newton-logistic",
+            "model": {"kind": "logistic_regression"},
+            "loss": "log_loss",
+            "data": {
+                "kind": "blobs",
+                "n_samples": 200,
+                "n_classes": 2,
+                "cluster_std": 2.0,
+                "center_box": 2.0,
+            },
+            "optimizer": {"kind": "newton"},
+            "l2": 0.001,
+            "iterations": 10,
+        },
+    },
+}

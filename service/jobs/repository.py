@@ -1,0 +1,97 @@
+"""Every query on jobs and their gradient checks and checkpoints, in one module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from service.tables import Checkpoint, GradientCheck, Job
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def add_job(session: Session, job: Job) -> Job:
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def get_jobs(session: Session, job_ids: Sequence[str]) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.id.in_(job_ids))))
+
+
+def get_by_idempotency_key(session: Session, key: str) -> Job | None:
+    return session.scalars(select(Job).where(Job.idempotency_key == key)).first()
+
+
+def list_jobs(
+    session: Session,
+    *,
+    status: str | None = None,
+    model: str | None = None,
+    name: str | None = None,
+    tag: tuple[str, str | None] | None = None,
+    sweep_id: str | None = None,
+    before: str | None = None,
+    limit: int = 50,
+) -> list[Job]:
+    """Jobs newest first, ``limit`` of them, with ids below the cursor ``before``."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if model is not None:
+        query = query.where(Job.model_kind == model)
+    if name is not None:
+        query = query.where(Job.name == name)
+    if sweep_id is not None:
+        query = query.where(Job.sweep_id == sweep_id)
+    if tag is not None:
+        key, value = tag
+        element = Job.tags[key].as_string()
+        query = query.where(element.is_not(None) if value is None else element == value)
+    if before is not None:
+        query = query.where(Job.id < before)
+    return list(session.scalars(query))
+
+
+def cancel_queued(session: Session, job_id: str, now: object) -> bool:
+    """Cancel a job that no worker has claimed yet; False when it was claimed meanwhile."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(status="cancelled", finished_at=now, cancel_requested=True)
+    )
+    return result.rowcount == 1
+
+
+def request_cancel(session: Session, job_id: str) -> bool:
+    """Ask the worker running a job to stop at its next flush."""
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "running").values(cancel_requested=True)
+    )
+    return result.rowcount == 1
+
+
+def delete_job(session: Session, job_id: str) -> bool:
+    """Delete a finished job; its points, checks, attempts and checkpoint go with it."""
+    result = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL)))
+    return result.rowcount == 1
+
+
+def gradient_checks(session: Session, job_id: str) -> list[GradientCheck]:
+    query = (
+        select(GradientCheck)
+        .where(GradientCheck.job_id == job_id)
+        .order_by(GradientCheck.iteration, GradientCheck.reference)
+    )
+    return list(session.scalars(query))
+
+
+def checkpoint(session: Session, job_id: str) -> Checkpoint | None:
+    return session.get(Checkpoint, job_id)

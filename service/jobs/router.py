@@ -1,0 +1,145 @@
+"""HTTP routes for jobs: parse, call the service, return the shape."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from starlette.responses import Response
+
+from service.deps import ReadSessionDep, SettingsDep, WriteSessionDep
+from service.errors import ErrorBody, json_response
+from service.jobs import repository, schemas, service
+from service.jobs.examples import SEEDS
+from service.jobs.spec import JobSpec
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+NOT_FOUND = {404: {"model": ErrorBody, "description": "No job with this id."}}
+INVALID = {
+    422: {
+        "model": ErrorBody,
+        "description": "The spec is not valid: `detail` lists each problem with its field path.",
+    },
+    413: {"model": ErrorBody, "description": "The body is larger than GRADLAB_MAX_BODY_BYTES."},
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=schemas.Job,
+    responses={
+        200: {"model": schemas.Job, "description": "Replayed: this Idempotency-Key's job."},
+        **INVALID,
+    },
+    summary="Submit a training job",
+)
+def submit_job(
+    request: Request,
+    session: WriteSessionDep,
+    settings: SettingsDep,
+    spec: Annotated[JobSpec, Body(openapi_examples=SEEDS)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="Retry-safe submission: the same key returns the same job.",
+        ),
+    ] = None,
+) -> Response:
+    job, created = service.submit(session, spec, settings, idempotency_key)
+    session.flush()
+    headers = {"Location": str(request.url_for("get_job", job_id=job.id))}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(service.job_view(job), 201 if created else 200, headers)
+
+
+@router.get("", response_model=schemas.JobList, summary="List jobs, newest first")
+def list_jobs(
+    session: ReadSessionDep,
+    status: schemas.Status | None = None,
+    model: Literal["linear_regression", "logistic_regression", "softmax_regression", "mlp"]
+    | None = None,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+    tag: Annotated[
+        str | None,
+        Query(max_length=300, description="`key` (has the tag) or `key:value`."),
+    ] = None,
+    sweep_id: Annotated[str | None, Query(max_length=32)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=32, description="`next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    tag_filter = None
+    if tag is not None:
+        key, sep, value = tag.partition(":")
+        tag_filter = (key, value if sep else None)
+    jobs = repository.list_jobs(
+        session,
+        status=status,
+        model=model,
+        name=name,
+        tag=tag_filter,
+        sweep_id=sweep_id,
+        before=cursor,
+        limit=limit + 1,
+    )
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return json_response(
+        {
+            "jobs": [service.job_view(j) for j in jobs],
+            "next_cursor": jobs[-1].id if more and jobs else None,
+        }
+    )
+
+
+@router.get("/{job_id}", response_model=schemas.Job, responses=NOT_FOUND, summary="One job")
+def get_job(session: ReadSessionDep, job_id: str) -> Response:
+    return json_response(service.job_view(service.get(session, job_id)))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=schemas.Job,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "Already finished."}},
+    summary="Cancel a job",
+    description="A queued job is cancelled at once; a running one stops at its next flush "
+    "(within GRADLAB_FLUSH_SECONDS) and keeps what it recorded. A cancelled job is never retried.",
+)
+def cancel_job(session: WriteSessionDep, job_id: str) -> Response:
+    return json_response(service.job_view(service.cancel(session, job_id)))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "Still queued or running."}},
+    summary="Delete a finished job and everything it recorded",
+)
+def delete_job(session: WriteSessionDep, job_id: str) -> Response:
+    service.delete(session, job_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{job_id}/gradient-checks",
+    response_model=schemas.Checks,
+    responses=NOT_FOUND,
+    summary="Gradient checks: analytic gradients against references",
+)
+def gradient_checks(session: ReadSessionDep, job_id: str) -> Response:
+    return json_response({"checks": service.gradient_checks(session, job_id)})
+
+
+@router.get(
+    "/{job_id}/parameters",
+    response_model=schemas.Parameters,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "Nothing recorded yet."}},
+    summary="The final parameters, or the latest recorded while running",
+)
+def parameters(session: ReadSessionDep, job_id: str) -> Response:
+    return json_response(service.parameters(session, job_id))

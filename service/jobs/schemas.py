@@ -1,0 +1,115 @@
+"""Response shapes of the jobs API (for the OpenAPI document and for clients).
+
+The hot read endpoints build these shapes as plain dicts and serialise them with orjson
+(``service.jobs.service.job_view``); ``tests/service/test_schemas.py`` validates those dicts
+against the classes here so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class Summary(BaseModel):
+    final_loss: float | None = Field(description="Loss at the last recorded iteration.")
+    final_accuracy: float | None = Field(description="Training accuracy there (classifiers).")
+    best_loss: float | None = Field(description="Lowest recorded loss.")
+    best_iteration: int | None = Field(description="Iteration of the lowest loss.")
+
+
+class JobError(BaseModel):
+    type: str = Field(
+        description="diverged (non-finite loss), worker_lost (its workers kept dying), "
+        "invalid_spec, or internal_error."
+    )
+    message: str = Field(description="What happened, in a sentence.")
+    iteration: int | None = Field(description="The iteration it happened at, when it has one.")
+
+
+class Job(BaseModel):
+    id: str
+    name: str | None
+    tags: dict[str, str]
+    status: Status
+    spec: dict[str, Any] = Field(description="The spec as posted, with every default filled in.")
+    created_at: str = Field(description="ISO 8601, UTC, with microseconds.")
+    started_at: str | None
+    finished_at: str | None
+    iterations_done: int = Field(description="Iterations recorded so far.")
+    attempts: int = Field(description="How many times a worker has claimed the job.")
+    cancel_requested: bool
+    gradient_checks_passed: bool | None = Field(
+        description="Whether every gradient check so far passed; null before the first."
+    )
+    summary: Summary
+    error: JobError | None
+    sweep_id: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class Point(BaseModel):
+    iteration: int
+    loss: float
+    data_loss: float
+    reg_loss: float = Field(description="0.5·l2·Σ‖W‖².")
+    grad_norm: float = Field(description="Global L2 norm of all gradients.")
+    accuracy: float | None = Field(description="Training accuracy (classifiers), else null.")
+
+
+class Metrics(BaseModel):
+    job_id: str
+    total: int = Field(description="Points recorded in the requested range.")
+    downsampled: bool
+    points: list[Point] | None = None
+    columns: dict[str, list[float | None]] | None = Field(
+        None, description="With format=columns: one array per field, in iteration order."
+    )
+
+
+class Kinks(BaseModel):
+    count: int
+    indices: list[list[int]]
+
+
+class TensorCheck(BaseModel):
+    max_abs_error: float
+    max_relative_error: float
+    worst_index: list[int]
+    analytic: float
+    numeric: float = Field(description="The reference's value (autograd's, for torch).")
+    checked: int
+    total: int
+    kinks: Kinks
+
+
+class Check(BaseModel):
+    iteration: int
+    reference: Literal["numeric", "torch"]
+    epsilon: float | None
+    rtol: float
+    atol: float
+    available: bool
+    reason: str | None
+    passed: bool | None
+    max_relative_error: float | None
+    parameters: dict[str, TensorCheck]
+
+
+class Checks(BaseModel):
+    checks: list[Check]
+
+
+class Parameters(BaseModel):
+    iteration: int = Field(description="The iteration these parameters would start from.")
+    parameters: dict[str, Any] = Field(description="Name → nested lists.")
+    shapes: dict[str, list[int]]

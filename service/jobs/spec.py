@@ -1,0 +1,274 @@
+"""The training-job spec: what a user posts to ``POST /v1/jobs``.
+
+Each choice (model, data, optimizer, init) is a discriminated union on ``kind``, so Swagger
+shows every variant with its own fields and defaults. These classes check each field on its
+own; the checks that need several fields at once (a loss that fits the model, labels that fit
+the loss, given parameters with the right shapes, the server's size limits) are in
+``service.jobs.validation``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Shared: reject unknown fields (typos get a clear error) and NaN/Infinity everywhere.
+_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed of the generator.")]
+
+LossName = Literal["mse", "half_mse", "mae", "log_loss", "cross_entropy"]
+
+MODEL_LOSSES: dict[str, tuple[str, ...]] = {
+    "linear_regression": ("mse", "half_mse", "mae"),
+    "logistic_regression": ("log_loss", "mse"),
+    "softmax_regression": ("cross_entropy",),
+    "mlp": ("cross_entropy", "log_loss", "mse", "half_mse", "mae"),
+}
+"""Losses each model accepts; the first is its default."""
+
+
+# --- models -----------------------------------------------------------------------------
+
+
+class LinearRegression(BaseModel):
+    """ŷ = XW + b, fitted to real-valued targets."""
+
+    model_config = _CONFIG
+    kind: Literal["linear_regression"]
+
+
+class LogisticRegression(BaseModel):
+    """ŷ = σ(XW + b), labels 0/1."""
+
+    model_config = _CONFIG
+    kind: Literal["logistic_regression"]
+
+
+class SoftmaxRegression(BaseModel):
+    """softmax(XW + b), labels 0..K−1 (the CS231n softmax classifier)."""
+
+    model_config = _CONFIG
+    kind: Literal["softmax_regression"]
+
+
+class MLP(BaseModel):
+    """A fully connected network trained by backpropagation; ``[h]`` is the 2-layer net."""
+
+    model_config = _CONFIG
+    kind: Literal["mlp"]
+    hidden_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=lambda: [100],
+        min_length=1,
+        max_length=8,
+        description="Units per hidden layer; one entry per layer.",
+    )
+    activation: Literal["relu", "sigmoid", "tanh"] = Field(
+        "relu", description="Hidden-layer activation."
+    )
+
+
+ModelSpec = Annotated[
+    LinearRegression | LogisticRegression | SoftmaxRegression | MLP,
+    Field(discriminator="kind", description="The model to train."),
+]
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+class LineData(BaseModel):
+    """A noisy line: x uniform in [x_min, x_max], y = slope·x + intercept + noise·N(0, 1)."""
+
+    model_config = _CONFIG
+    kind: Literal["line"]
+    n_samples: int = Field(100, ge=1, description="Number of points.")
+    slope: FiniteFloat = 2.0
+    intercept: FiniteFloat = 1.0
+    noise: FiniteFloat = Field(0.1, ge=0, description="Standard deviation of the noise.")
+    x_min: FiniteFloat = -1.0
+    x_max: FiniteFloat = 1.0
+    seed: Seed = 0
+
+
+class BlobsData(BaseModel):
+    """Gaussian clusters, one per class, centres uniform in [−center_box, center_box]^d."""
+
+    model_config = _CONFIG
+    kind: Literal["blobs"]
+    n_samples: int = Field(200, ge=2, description="Number of points, split across classes.")
+    n_classes: int = Field(2, ge=2, le=1000, description="Number of clusters (labels 0..K−1).")
+    n_features: int = Field(2, ge=1, description="Dimension of each point.")
+    cluster_std: FiniteFloat = Field(1.0, gt=0, description="Standard deviation of a cluster.")
+    center_box: FiniteFloat = Field(5.0, gt=0, description="Half-width of the centres' box.")
+    seed: Seed = 0
+
+
+class SpiralData(BaseModel):
+    """The CS231n spiral: ``n_classes`` arms of ``n_per_class`` points in 2-D."""
+
+    model_config = _CONFIG
+    kind: Literal["spiral"]
+    n_per_class: int = Field(100, ge=1, description="Points per arm.")
+    n_classes: int = Field(3, ge=2, le=1000, description="Number of arms (labels 0..K−1).")
+    noise: FiniteFloat = Field(0.2, ge=0, description="Standard deviation of the angle noise.")
+    seed: Seed = 0
+
+
+class InlineData(BaseModel):
+    """Your own arrays: ``X`` is a list of rows, ``y`` one target or label per row."""
+
+    model_config = _CONFIG
+    kind: Literal["inline"]
+    X: list[list[FiniteFloat]] = Field(description="Features, shape (m, n).")
+    y: list[FiniteFloat] = Field(description="Targets (regression) or labels 0..K−1, shape (m,).")
+
+
+DataSpec = Annotated[
+    LineData | BlobsData | SpiralData | InlineData,
+    Field(discriminator="kind", description="The training data."),
+]
+
+
+# --- optimizers --------------------------------------------------------------------------
+
+LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Step size.")]
+Momentum = Annotated[
+    float, Field(ge=0, lt=1, description="Momentum μ: v = μv − lr·g; w += v. 0 is plain descent.")
+]
+
+
+class GD(BaseModel):
+    """Full-batch gradient descent (the seeds' loop)."""
+
+    model_config = _CONFIG
+    kind: Literal["gd"]
+    learning_rate: LearningRate = 0.1
+    momentum: Momentum = 0.0
+
+
+class SGD(BaseModel):
+    """Minibatch SGD. One iteration is one minibatch step; its recorded loss is the
+    minibatch's loss. Batches are reshuffled every epoch by a generator seeded from ``seed``."""
+
+    model_config = _CONFIG
+    kind: Literal["sgd"]
+    learning_rate: LearningRate = 0.1
+    momentum: Momentum = 0.0
+    batch_size: int = Field(32, ge=1, description="Examples per minibatch.")
+    seed: Seed = 0
+
+
+class Newton(BaseModel):
+    """Newton's method with the exact Hessian: θ ← θ − lr·(H + damping·I)⁻¹∇L.
+    For linear, logistic and softmax regression."""
+
+    model_config = _CONFIG
+    kind: Literal["newton"]
+    learning_rate: LearningRate = 1.0
+    damping: FiniteFloat = Field(1e-8, ge=0, description="Added to the Hessian's diagonal.")
+
+
+OptimizerSpec = Annotated[
+    GD | SGD | Newton, Field(discriminator="kind", description="How parameters are updated.")
+]
+
+
+# --- initialisation ----------------------------------------------------------------------
+
+
+class RandomInit(BaseModel):
+    """Weights scale·N(0, 1) from a seeded generator, biases zero (as CS231n does)."""
+
+    model_config = _CONFIG
+    kind: Literal["random"]
+    scale: FiniteFloat = Field(0.01, gt=0, description="Standard deviation of the weights.")
+    seed: Seed = 0
+
+
+class ZerosInit(BaseModel):
+    """Every parameter starts at zero."""
+
+    model_config = _CONFIG
+    kind: Literal["zeros"]
+
+
+ParamArray = list[FiniteFloat] | list[list[FiniteFloat]]
+
+
+class GivenInit(BaseModel):
+    """Explicit starting parameters, so a run can be replayed against an outside reference.
+    Names and shapes must match the model (``W`` (n, k) and ``b`` (k,), or ``W1, b1, …``)."""
+
+    model_config = _CONFIG
+    kind: Literal["given"]
+    params: dict[str, ParamArray] = Field(description="Parameter name → nested list.")
+
+
+InitSpec = Annotated[
+    RandomInit | ZerosInit | GivenInit,
+    Field(discriminator="kind", description="Starting parameters."),
+]
+
+
+# --- gradient checks -----------------------------------------------------------------------
+
+
+class GradientCheckSpec(BaseModel):
+    """When and how the analytic gradients are checked. Checks always run at the first and
+    the last iteration, and every ``every`` iterations in between when ``every`` > 0."""
+
+    model_config = _CONFIG
+    every: int = Field(0, ge=0, description="Check every this many iterations (0: first/last).")
+    epsilon: FiniteFloat = Field(1e-5, gt=0, le=1, description="Central-difference step, float64.")
+    max_coordinates: int | None = Field(
+        50,
+        ge=1,
+        description="Checked coordinates per parameter tensor (a seeded sample); null: all.",
+    )
+    rtol: FiniteFloat = Field(1e-6, gt=0, description="Pass when every relative error ≤ rtol.")
+    atol: FiniteFloat = Field(
+        1e-9, ge=0, description="Floor: |a−n|/max(|a|, |n|, atol/rtol) judges tiny gradients."
+    )
+    references: list[Literal["numeric", "torch"]] = Field(
+        default_factory=lambda: ["numeric"],
+        max_length=2,
+        description="numeric: central differences; torch: PyTorch autograd when installed. "
+        "An empty list turns checks off.",
+    )
+
+
+# --- the job -------------------------------------------------------------------------------
+
+
+class JobSpec(BaseModel):
+    """A training job: a model, data, an optimizer and how long to run."""
+
+    model_config = _CONFIG
+    name: str | None = Field(None, max_length=200, description="A name to find the job by.")
+    tags: dict[
+        Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=200)]
+    ] = Field(default_factory=dict, max_length=50, description="Free-form labels, string → string.")
+    model: ModelSpec
+    loss: LossName | None = Field(
+        None,
+        description="Loss; default per model: mse (linear), log_loss (logistic), "
+        "cross_entropy (softmax, mlp).",
+    )
+    data: DataSpec
+    optimizer: OptimizerSpec
+    iterations: int = Field(
+        ge=1, description="Number of updates; one point is recorded per update."
+    )
+    l2: FiniteFloat = Field(
+        0.0, ge=0, description="L2 strength: loss += 0.5·l2·Σ‖W‖² over weights, never biases."
+    )
+    init: InitSpec = Field(default_factory=lambda: RandomInit(kind="random"))
+    gradient_check: GradientCheckSpec = Field(default_factory=GradientCheckSpec)
+
+    def normalised(self) -> dict:
+        """The spec with every default filled in, as stored and returned."""
+        loss = self.loss or MODEL_LOSSES[self.model.kind][0]
+        return self.model_copy(update={"loss": loss}).model_dump(mode="json")

@@ -1,0 +1,335 @@
+"""Checks on a job spec that need several fields at once, or the server's limits.
+
+Pydantic has already checked every field on its own (``service.jobs.spec``). What is left is
+whether the parts fit together — a loss the model accepts, labels the loss can use, given
+parameters with the model's shapes, Newton only where the Hessian is exact and useful — and
+whether the job fits the server's limits. Each problem names its field path, so that the
+422 response says which field is wrong and why, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import pairwise
+
+from service.errors import InvalidSpec, Problem
+from service.jobs.spec import (
+    MLP,
+    MODEL_LOSSES,
+    BlobsData,
+    GivenInit,
+    InlineData,
+    JobSpec,
+    LineData,
+    Newton,
+    SpiralData,
+)
+from service.settings import Settings
+
+MAX_PARAMETERS = 5_000_000
+
+NEWTON_LOSSES = {
+    "linear_regression": ("mse", "half_mse"),
+    "logistic_regression": ("log_loss",),
+    "softmax_regression": ("cross_entropy",),
+}
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What the model needs to know of the data: rows, columns and, for labels, classes."""
+
+    rows: int
+    features: int
+    n_classes: int | None  # classes of generated labelled data, or inferred from inline labels
+    labelled: bool  # generated class labels (blobs, spiral) rather than real targets (line)
+
+
+def data_shape(spec: JobSpec) -> DataShape:
+    """Rows, features and classes of the spec's data, without generating it."""
+    data = spec.data
+    if isinstance(data, LineData):
+        return DataShape(data.n_samples, 1, None, False)
+    if isinstance(data, BlobsData):
+        return DataShape(data.n_samples, data.n_features, data.n_classes, True)
+    if isinstance(data, SpiralData):
+        return DataShape(data.n_per_class * data.n_classes, 2, data.n_classes, True)
+    assert isinstance(data, InlineData)
+    features = len(data.X[0]) if data.X else 0
+    labels_are_ints = all(float(v).is_integer() and v >= 0 for v in data.y)
+    n_classes = int(max(data.y)) + 1 if data.y and labels_are_ints else None
+    return DataShape(len(data.X), features, n_classes, False)
+
+
+def output_size(model_kind: str, loss: str, n_classes: int | None) -> int:
+    """Columns of the model's output: K for a softmax head, else 1."""
+    if model_kind == "softmax_regression" or loss == "cross_entropy":
+        return n_classes or 0
+    return 1
+
+
+def param_shapes(spec: JobSpec, features: int, outputs: int) -> dict[str, tuple[int, ...]]:
+    """The parameter names and shapes the engine will build for this spec."""
+    if isinstance(spec.model, MLP):
+        sizes = [features, *spec.model.hidden_sizes, outputs]
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer, (fan_in, fan_out) in enumerate(pairwise(sizes), start=1):
+            shapes[f"W{layer}"] = (fan_in, fan_out)
+            shapes[f"b{layer}"] = (fan_out,)
+        return shapes
+    return {"W": (features, outputs), "b": (outputs,)}
+
+
+def _shape_of(value: object) -> tuple[int, ...] | None:
+    """Shape of a nested list, or None when it is ragged."""
+    if not isinstance(value, list):
+        return ()
+    if not value:
+        return (0,)
+    inner = [_shape_of(v) for v in value]
+    if any(s is None or s != inner[0] for s in inner):
+        return None
+    assert inner[0] is not None
+    return (len(value), *inner[0])
+
+
+def check_spec(spec: JobSpec, settings: Settings) -> None:
+    """Raise :class:`InvalidSpec` listing every problem found, or return quietly."""
+    problems: list[Problem] = []
+    loss = spec.loss or MODEL_LOSSES[spec.model.kind][0]
+    kind = spec.model.kind
+
+    if loss not in MODEL_LOSSES[kind]:
+        allowed = ", ".join(MODEL_LOSSES[kind])
+        problems.append(
+            Problem(("loss",), f"{kind} does not take the loss {loss!r}; use one of: {allowed}.")
+        )
+
+    if spec.iterations > settings.max_iterations:
+        problems.append(
+            Problem(
+                ("iterations",),
+                f"iterations is {spec.iterations}, above this server's limit of "
+                f"{settings.max_iterations} (GRADLAB_MAX_ITERATIONS).",
+            )
+        )
+
+    problems += _check_data(spec, settings)
+    if problems:
+        raise InvalidSpec(problems)
+
+    shape = data_shape(spec)
+    problems += _check_labels(spec, loss, shape)
+    if isinstance(spec.optimizer, Newton) and loss not in NEWTON_LOSSES.get(kind, ()):
+        problems.append(Problem(("optimizer", "kind"), _newton_refusal(kind, loss)))
+    if problems:
+        raise InvalidSpec(problems)
+
+    shapes = param_shapes(spec, shape.features, output_size(kind, loss, shape.n_classes))
+    n_params = sum(math.prod(s) for s in shapes.values())
+    if n_params > MAX_PARAMETERS:
+        problems.append(
+            Problem(
+                ("model", "hidden_sizes"),
+                f"this model would have {n_params} parameters; the limit is {MAX_PARAMETERS}.",
+            )
+        )
+    if isinstance(spec.init, GivenInit):
+        problems += _check_given(spec.init, shapes)
+    if problems:
+        raise InvalidSpec(problems)
+
+
+def _newton_refusal(kind: str, loss: str) -> str:
+    if kind == "mlp":
+        return (
+            "newton needs the exact Hessian, which gradlab computes for linear, logistic and "
+            "softmax regression only; use gd or sgd to train an mlp."
+        )
+    if loss == "mae":
+        return "newton cannot minimise mae: its Hessian is zero wherever it exists; use gd or sgd."
+    return (
+        f"newton on {kind} with {loss} is refused: that loss is not convex in the parameters, "
+        "so the Newton step can climb; use gd or sgd."
+    )
+
+
+def _check_data(spec: JobSpec, settings: Settings) -> list[Problem]:
+    data = spec.data
+    rows_cap, feat_cap = settings.max_inline_rows, settings.max_inline_features
+    problems: list[Problem] = []
+
+    def too_many(loc: tuple[str, ...], what: str, value: int, cap: int, var: str) -> None:
+        problems.append(
+            Problem(loc, f"{what} is {value}, above this server's limit of {cap} ({var}).")
+        )
+
+    if isinstance(data, InlineData):
+        if not data.X:
+            return [Problem(("data", "X"), "X is empty; give at least one row.")]
+        width = len(data.X[0])
+        if width == 0:
+            return [
+                Problem(
+                    ("data", "X", 0), "row 0 of X is empty; each row needs a value per feature."
+                )
+            ]
+        for i, row in enumerate(data.X):
+            if len(row) != width:
+                return [
+                    Problem(
+                        ("data", "X", i),
+                        f"X is ragged: row {i} has {len(row)} values but row 0 has {width}.",
+                    )
+                ]
+        if len(data.y) != len(data.X):
+            problems.append(
+                Problem(
+                    ("data", "y"),
+                    f"y has {len(data.y)} values but X has {len(data.X)} rows; "
+                    "give one target per row.",
+                )
+            )
+        if len(data.X) > rows_cap:
+            too_many(
+                ("data", "X"),
+                "the number of rows",
+                len(data.X),
+                rows_cap,
+                "GRADLAB_MAX_INLINE_ROWS",
+            )
+        if width > feat_cap:
+            too_many(
+                ("data", "X"),
+                "the number of features",
+                width,
+                feat_cap,
+                "GRADLAB_MAX_INLINE_FEATURES",
+            )
+        return problems
+
+    if isinstance(data, LineData):
+        if data.x_max <= data.x_min:
+            problems.append(Problem(("data", "x_max"), "x_max must be greater than x_min."))
+        if data.n_samples > rows_cap:
+            too_many(
+                ("data", "n_samples"),
+                "n_samples",
+                data.n_samples,
+                rows_cap,
+                "GRADLAB_MAX_INLINE_ROWS",
+            )
+    elif isinstance(data, BlobsData):
+        if data.n_samples < data.n_classes:
+            problems.append(
+                Problem(
+                    ("data", "n_samples"),
+                    "n_samples must be at least n_classes (a point per class).",
+                )
+            )
+        if data.n_samples > rows_cap:
+            too_many(
+                ("data", "n_samples"),
+                "n_samples",
+                data.n_samples,
+                rows_cap,
+                "GRADLAB_MAX_INLINE_ROWS",
+            )
+        if data.n_features > feat_cap:
+            too_many(
+                ("data", "n_features"),
+                "n_features",
+                data.n_features,
+                feat_cap,
+                "GRADLAB_MAX_INLINE_FEATURES",
+            )
+    elif isinstance(data, SpiralData):
+        rows = data.n_per_class * data.n_classes
+        if rows > rows_cap:
+            too_many(
+                ("data", "n_per_class"),
+                "n_per_class × n_classes",
+                rows,
+                rows_cap,
+                "GRADLAB_MAX_INLINE_ROWS",
+            )
+    return problems
+
+
+def _check_labels(spec: JobSpec, loss: str, shape: DataShape) -> list[Problem]:
+    kind = spec.model.kind
+    binary = loss == "log_loss"
+    categorical = loss == "cross_entropy"
+    if not (binary or categorical):
+        return []  # real-valued targets: any finite y will do
+    head = f"{kind} with {loss}"
+    data = spec.data
+    if isinstance(data, LineData):
+        return [
+            Problem(
+                ("data", "kind"),
+                f"{head} needs class labels, but the line dataset has real-valued targets; "
+                "use blobs, spiral or inline labels, or a regression loss.",
+            )
+        ]
+    if isinstance(data, BlobsData | SpiralData):
+        if binary and data.n_classes != 2:
+            return [
+                Problem(
+                    ("data", "n_classes"),
+                    f"{head} needs labels 0 or 1, but this dataset has {data.n_classes} classes; "
+                    "set n_classes to 2 or use softmax_regression.",
+                )
+            ]
+        return []
+    assert isinstance(data, InlineData)
+    for i, value in enumerate(data.y):
+        if binary and value not in (0.0, 1.0):
+            return [
+                Problem(("data", "y", i), f"{head} needs labels 0 or 1, but y[{i}] is {value:g}.")
+            ]
+        if categorical and not (value >= 0 and float(value).is_integer()):
+            return [
+                Problem(
+                    ("data", "y", i),
+                    f"{head} needs integer labels 0..K−1, but y[{i}] is {value:g}.",
+                )
+            ]
+    if categorical and (shape.n_classes or 0) < 2:
+        return [
+            Problem(("data", "y"), f"{head} needs at least two classes, but y only has label 0.")
+        ]
+    return []
+
+
+def _check_given(init: GivenInit, shapes: dict[str, tuple[int, ...]]) -> list[Problem]:
+    problems: list[Problem] = []
+    expected = ", ".join(f"{name} {list(s)}" for name, s in shapes.items())
+    for name in init.params:
+        if name not in shapes:
+            problems.append(
+                Problem(
+                    ("init", "params", name),
+                    f"this model has no parameter {name!r}; it has {expected}.",
+                )
+            )
+    for name, want in shapes.items():
+        if name not in init.params:
+            problems.append(
+                Problem(
+                    ("init", "params"),
+                    f"parameter {name!r} is missing; this model needs {expected}.",
+                )
+            )
+            continue
+        got = _shape_of(init.params[name])
+        if got != want:
+            got_text = "ragged" if got is None else str(list(got))
+            problems.append(
+                Problem(
+                    ("init", "params", name),
+                    f"{name} has shape {got_text}, but this model needs {list(want)}.",
+                )
+            )
+    return problems

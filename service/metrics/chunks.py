@@ -1,0 +1,55 @@
+"""The storage format of a job's points: one ``metric_chunks`` row per flush.
+
+A point is ``(iteration, loss, data_loss, reg_loss, grad_norm, accuracy)``; a block of
+points is an ``(n, 6)`` float64 array with accuracy NaN where it does not apply. A chunk
+holds ``n`` consecutive iterations from ``first_iteration``: each series packed as float64,
+the loss's min/max/last, and ``extremes``, the full points at the lowest and highest loss
+(``(2, 6)``), which is all a downsampled read of a long history needs from the chunk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from service.codec import pack, unpack
+
+SERIES = ("loss", "data_loss", "reg_loss", "grad_norm", "accuracy")
+COLUMNS = ("iteration", *SERIES)
+WIDTH = len(COLUMNS)
+
+
+def chunk_row(job_id: str, block: np.ndarray) -> dict[str, Any]:
+    """The ``metric_chunks`` row for a block of consecutive points, shape ``(n, 6)``."""
+    if block.ndim != 2 or block.shape[1] != WIDTH or not len(block):
+        raise ValueError(f"a chunk needs an (n, {WIDTH}) block of points, got {block.shape}")
+    loss = block[:, 1]
+    lo, hi = int(loss.argmin()), int(loss.argmax())
+    accuracy = block[:, 5]
+    return {
+        "job_id": job_id,
+        "first_iteration": int(block[0, 0]),
+        "count": len(block),
+        "loss": pack(loss),
+        "data_loss": pack(block[:, 2]),
+        "reg_loss": pack(block[:, 3]),
+        "grad_norm": pack(block[:, 4]),
+        "accuracy": None if np.isnan(accuracy).all() else pack(accuracy),
+        "loss_min": float(loss[lo]),
+        "loss_max": float(loss[hi]),
+        "loss_last": float(loss[-1]),
+        "extremes": pack(block[[lo, hi]]),
+    }
+
+
+def series(blob: bytes | None, count: int) -> np.ndarray:
+    """One stored series; a missing accuracy series reads as NaN."""
+    if blob is None:
+        return np.full(count, np.nan)
+    return unpack(blob)
+
+
+def extremes(blob: bytes) -> np.ndarray:
+    """The chunk's lowest- and highest-loss points, ``(2, 6)``."""
+    return unpack(blob).reshape(2, WIDTH)

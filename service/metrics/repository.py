@@ -1,0 +1,83 @@
+"""Queries on stored points (``metric_chunks``). Reads use Core on a plain connection: a
+history read moves megabytes of packed floats and has no use for ORM objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from service.tables import MetricChunk
+
+T = MetricChunk.__table__
+
+
+@dataclass(frozen=True)
+class Span:
+    """The stored chunks that cover ``start .. end`` (inclusive), as ``(first, count)``."""
+
+    start: int
+    end: int
+    chunks: list[tuple[int, int]]
+
+    @property
+    def total(self) -> int:
+        return self.end - self.start + 1 if self.chunks else 0
+
+
+def span(conn: Connection, job_id: str, start: int, end: int | None) -> Span:
+    """The chunks overlapping ``[start, end]``, with the range clipped to what is stored.
+
+    Later reads of the same span see exactly these chunks even while the job runs on:
+    a chunk, once written, never changes.
+    """
+    floor = (
+        select(func.coalesce(func.max(T.c.first_iteration), 0))
+        .where(T.c.job_id == job_id, T.c.first_iteration <= start)
+        .scalar_subquery()
+    )
+    query = (
+        select(T.c.first_iteration, T.c.count)
+        .where(T.c.job_id == job_id, T.c.first_iteration >= floor)
+        .order_by(T.c.first_iteration)
+    )
+    if end is not None:
+        query = query.where(T.c.first_iteration <= end)
+    chunks = [(first, count) for first, count in conn.execute(query) if first + count - 1 >= start]
+    if not chunks:
+        return Span(start, start - 1, [])
+    last = chunks[-1][0] + chunks[-1][1] - 1
+    lo = max(start, chunks[0][0])
+    hi = last if end is None else min(end, last)
+    if hi < lo:
+        return Span(start, start - 1, [])
+    return Span(lo, hi, chunks)
+
+
+def iter_chunks(
+    conn: Connection, job_id: str, first: int, last: int, columns: Sequence[str], batch: int = 64
+) -> Iterator[tuple[int, int, tuple[bytes | None, ...]]]:
+    """``(first_iteration, count, blobs)`` for chunks starting in ``[first, last]``, streamed."""
+    cols = [T.c[name] for name in columns]
+    query = (
+        select(T.c.first_iteration, T.c.count, *cols)
+        .where(T.c.job_id == job_id, T.c.first_iteration >= first, T.c.first_iteration <= last)
+        .order_by(T.c.first_iteration)
+    )
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+    try:
+        for row in result:
+            yield row[0], row[1], tuple(row[2:])
+    finally:
+        result.close()
+
+
+def extremes(conn: Connection, job_id: str, first: int, last: int) -> list[tuple[int, int, bytes]]:
+    """``(first_iteration, count, extremes)`` of chunks starting in ``[first, last]``."""
+    query = (
+        select(T.c.first_iteration, T.c.count, T.c.extremes)
+        .where(T.c.job_id == job_id, T.c.first_iteration >= first, T.c.first_iteration <= last)
+        .order_by(T.c.first_iteration)
+    )
+    return [(a, b, c) for a, b, c in conn.execute(query)]

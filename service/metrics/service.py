@@ -1,0 +1,193 @@
+"""Reading a job's history: whole, by range, or downsampled; as rows, columns or CSV.
+
+Long histories are streamed chunk by chunk, so serving a million points needs a few MB of
+memory, not hundreds. Numbers are formatted by orjson in C (a float's shortest repr, NaN
+as ``null``) and assembled into rows with one bytes-format per batch of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import chain
+from typing import Literal
+
+import numpy as np
+import orjson
+from sqlalchemy import Connection
+
+from service.metrics import repository
+from service.metrics.chunks import COLUMNS, SERIES, WIDTH, extremes, series
+from service.metrics.repository import Span
+
+Format = Literal["points", "columns", "csv"]
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_ROW = b'{"iteration":%b,"loss":%b,"data_loss":%b,"reg_loss":%b,"grad_norm":%b,"accuracy":%b}'
+_CSV_ROW = b"%b,%b,%b,%b,%b,%b\n"
+CSV_HEADER = (",".join(COLUMNS) + "\n").encode()
+BATCH_CHUNKS = 64  # chunks per streamed piece: ~64k points, a few MB
+
+
+def iter_blocks(conn: Connection, job_id: str, sp: Span) -> Iterator[np.ndarray]:
+    """The points of a span as ``(n, 6)`` blocks, in iteration order."""
+    if not sp.chunks:
+        return
+    pending: list[np.ndarray] = []
+    stream = repository.iter_chunks(
+        conn, job_id, sp.chunks[0][0], sp.chunks[-1][0], SERIES, BATCH_CHUNKS
+    )
+    for first, count, blobs in stream:
+        block = np.empty((count, WIDTH))
+        block[:, 0] = np.arange(first, first + count)
+        for j, blob in enumerate(blobs, start=1):
+            block[:, j] = series(blob, count)
+        lo, hi = max(sp.start - first, 0), min(sp.end - first + 1, count)
+        pending.append(block[lo:hi])
+        if len(pending) >= BATCH_CHUNKS:
+            yield np.concatenate(pending)
+            pending = []
+    if pending:
+        yield np.concatenate(pending)
+
+
+def iter_column(conn: Connection, job_id: str, sp: Span, name: str) -> Iterator[np.ndarray]:
+    """One column of a span, in pieces; ``iteration`` needs no read at all."""
+    if not sp.chunks:
+        return
+    if name == "iteration":
+        step = BATCH_CHUNKS * 1024
+        for lo in range(sp.start, sp.end + 1, step):
+            yield np.arange(lo, min(lo + step, sp.end + 1))
+        return
+    pending: list[np.ndarray] = []
+    first_chunk, last_chunk = sp.chunks[0][0], sp.chunks[-1][0]
+    for first, count, (blob,) in repository.iter_chunks(
+        conn, job_id, first_chunk, last_chunk, (name,), BATCH_CHUNKS
+    ):
+        lo, hi = max(sp.start - first, 0), min(sp.end - first + 1, count)
+        pending.append(series(blob, count)[lo:hi])
+        if len(pending) >= BATCH_CHUNKS:
+            yield np.concatenate(pending)
+            pending = []
+    if pending:
+        yield np.concatenate(pending)
+
+
+def read_all(conn: Connection, job_id: str, sp: Span) -> np.ndarray:
+    blocks = list(iter_blocks(conn, job_id, sp))
+    return np.concatenate(blocks) if blocks else np.empty((0, WIDTH))
+
+
+def downsample(conn: Connection, job_id: str, sp: Span, max_points: int) -> np.ndarray:
+    """At most ``max_points`` points of the span, chosen deterministically.
+
+    The first and last point of the range are always kept; the rest is split into equal
+    buckets of iterations, and each bucket keeps its lowest- and highest-loss point
+    (only the lowest when ``max_points`` is 3), so spikes and the global minimum survive.
+    When the span covers more chunks than there are buckets, the candidates of a chunk lying
+    wholly inside the range are its stored extremes, so only the two edge chunks are read
+    point by point; otherwise every point of the range is read.
+    """
+    n = sp.total
+    if n <= max_points:
+        return read_all(conn, job_id, sp)
+    per_bucket = 2 if max_points >= 4 else 1
+    buckets = (max_points - 2) // per_bucket
+    edge = {sp.chunks[0][0], sp.chunks[-1][0]}
+    inner = [c for c in sp.chunks if c[0] not in edge]
+    if len(inner) < buckets:
+        candidates = read_all(conn, job_id, sp)
+        head, tail = candidates[0], candidates[-1]
+    else:
+        first_edge = read_all(conn, job_id, Span(sp.start, sum(sp.chunks[0]) - 1, sp.chunks[:1]))
+        last_edge = read_all(conn, job_id, Span(sp.chunks[-1][0], sp.end, sp.chunks[-1:]))
+        rollups = repository.extremes(conn, job_id, inner[0][0], inner[-1][0])
+        middle = np.concatenate([extremes(blob) for _, _, blob in rollups])
+        candidates = np.concatenate([first_edge, middle, last_edge])
+        head, tail = first_edge[0], last_edge[-1]
+    iters = candidates[:, 0]
+    bucket = ((iters - sp.start) * buckets // n).astype(np.int64)
+    loss = candidates[:, 1]
+    picks = [_first_per_group(bucket, loss)]
+    if per_bucket == 2:
+        picks.append(_first_per_group(bucket, -loss))
+    chosen = candidates[np.concatenate(picks)]
+    out = np.concatenate([head[None], chosen, tail[None]])
+    _, keep = np.unique(out[:, 0], return_index=True)
+    return out[keep]
+
+
+def _first_per_group(group: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Index of the smallest ``key`` in each group (the earliest one on ties)."""
+    order = np.lexsort((np.arange(len(key)), key, group))
+    g = group[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    return order[starts]
+
+
+# --- output formats ---------------------------------------------------------------------
+
+
+def _tokens(values: np.ndarray) -> list[bytes]:
+    """Each value's JSON text (NaN → ``null``), formatted in C by orjson."""
+    return orjson.dumps(np.ascontiguousarray(values), option=_NUMPY)[1:-1].split(b",")
+
+
+def _rows(block: np.ndarray, template: bytes, sep: bytes, null: bytes = b"null") -> bytes:
+    toks = [_tokens(block[:, 0].astype(np.int64))]
+    toks += [_tokens(block[:, j]) for j in range(1, WIDTH)]
+    if null != b"null":
+        toks[5] = [null if t == b"null" else t for t in toks[5]]
+    return ((template + sep) * len(block)) % tuple(chain.from_iterable(zip(*toks, strict=True)))
+
+
+def _head(job_id: str, total: int, downsampled: bool) -> bytes:
+    return orjson.dumps({"job_id": job_id, "total": total, "downsampled": downsampled})[:-1]
+
+
+def points_json(
+    job_id: str, total: int, downsampled: bool, blocks: Iterator[np.ndarray]
+) -> Iterator[bytes]:
+    """``{"job_id", "total", "downsampled", "points": [{...}, ...]}``, piece by piece."""
+    yield _head(job_id, total, downsampled) + b',"points":['
+    first = True
+    for block in blocks:
+        if not len(block):
+            continue
+        body = _rows(block, _ROW, b",")[:-1]
+        yield body if first else b"," + body
+        first = False
+    yield b"]}"
+
+
+def columns_json(
+    job_id: str, total: int, downsampled: bool, columns: Iterator[tuple[str, Iterator[np.ndarray]]]
+) -> Iterator[bytes]:
+    """``{"job_id", "total", "downsampled", "columns": {"iteration": [...], ...}}``."""
+    yield _head(job_id, total, downsampled) + b',"columns":{'
+    for index, (name, pieces) in enumerate(columns):
+        yield (b"," if index else b"") + b'"' + name.encode() + b'":['
+        first = True
+        for piece in pieces:
+            if not len(piece):
+                continue
+            text = orjson.dumps(np.ascontiguousarray(piece), option=_NUMPY)[1:-1]
+            yield text if first else b"," + text
+            first = False
+        yield b"]"
+    yield b"}}"
+
+
+def csv_rows(blocks: Iterator[np.ndarray]) -> Iterator[bytes]:
+    """A header, then one line per point; an accuracy that does not apply is empty."""
+    yield CSV_HEADER
+    for block in blocks:
+        if len(block):
+            yield _rows(block, _CSV_ROW, b"", null=b"")
+
+
+def block_columns(block: np.ndarray) -> Iterator[tuple[str, Iterator[np.ndarray]]]:
+    """An in-memory block (a downsampled read) as the columns :func:`columns_json` takes."""
+    yield "iteration", iter([block[:, 0].astype(np.int64)])
+    for j, name in enumerate(SERIES, start=1):
+        yield name, iter([block[:, j]])
