@@ -1,0 +1,73 @@
+"""The ``gradlab`` command: the server's commands (serve, worker, migrate, bench) and the
+client's (submit, jobs, show, metrics, cancel) in one Typer app."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="gradlab",
+    help="Experiment tracking for learning, and checking, how gradient descent works.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Worker processes to start (0: API only).")
+    ] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Migrate the database, start the workers and serve the API (Swagger UI at /docs)."""
+    from gradlab.serve import serve as run
+    from service.settings import Settings
+
+    _logging()
+    run(host, port, workers, Settings(), access_log=access_log)
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+    worker_id: Annotated[str | None, typer.Option("--id", help="Name in attempt records.")] = None,
+) -> None:
+    """Run one worker on the configured database until SIGTERM/SIGINT."""
+    from service.settings import Settings
+    from worker.main import Worker
+
+    _logging()
+    w = Worker(Settings(), worker_id=worker_id, burst=burst)
+    w.install_signal_handlers()
+    raise typer.Exit(w.run())
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database to the latest schema."""
+    from service import migrate as migrations
+    from service.settings import Settings
+
+    url = Settings().database_url
+    migrations.upgrade(url)
+    typer.echo(f"database at {migrations.head_revision()}")
+
+
+def main() -> None:
+    app()

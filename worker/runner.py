@@ -1,0 +1,240 @@
+"""Running one claimed job: train, record every iteration, check gradients, flush, finish.
+
+The training loop's only per-iteration work beyond the engine is appending the record to a
+list and three comparisons (flush due? time up? interrupted?). Every ``flush_iterations``
+iterations or ``flush_seconds`` seconds the buffered records become one chunk, written with
+the gradient checks done since and a checkpoint of the state the next iteration starts from,
+in one fenced transaction. A resumed attempt starts from that checkpoint, so each iteration
+is recorded exactly once however often the job's workers die.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from service.codec import pack_arrays, unpack_arrays
+from service.metrics.chunks import chunk_row
+from service.settings import Settings
+from worker.build import build
+from worker.ml import DivergedError, EngineError, Trainer, gradient_check
+from worker.queue import CANCELLED, RELEASED, SUCCEEDED, Claim, Finish, Flush, LostClaim, Queue
+
+log = logging.getLogger("gradlab.worker")
+
+
+def encode_state(state: dict[str, Any]) -> bytes:
+    arrays = {f"params/{k}": v for k, v in state["params"].items()}
+    arrays.update({f"velocity/{k}": v for k, v in state.get("velocity", {}).items()})
+    return pack_arrays(arrays, {"iteration": int(state["iteration"])})
+
+
+def decode_state(blob: bytes) -> dict[str, Any]:
+    meta, arrays = unpack_arrays(blob)
+    state: dict[str, Any] = {"iteration": meta["iteration"], "params": {}, "velocity": {}}
+    for name, array in arrays.items():
+        group, _, key = name.partition("/")
+        state[group][key] = array
+    return state
+
+
+class Heartbeat(threading.Thread):
+    """Renews the claim's lease every third of a lease, and notices cancel requests and lost
+    claims between flushes (a long gradient check, a slow iteration)."""
+
+    def __init__(
+        self, queue: Queue, claim: Claim, interval: float, on_signal: Callable[[str], None]
+    ) -> None:
+        super().__init__(name=f"heartbeat-{claim.job_id}", daemon=True)
+        self.queue, self.claim, self.interval = queue, claim, interval
+        self.on_signal = on_signal
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                if self.queue.heartbeat(self.claim):
+                    self.on_signal("cancel")
+            except LostClaim:
+                self.on_signal("lost")
+                return
+            except Exception:  # the database is away: the next flush will tell
+                log.exception("heartbeat for job %s failed", self.claim.job_id)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+_PRIORITY = {None: 0, "stop": 1, "cancel": 2, "lost": 3}
+
+
+class JobRun:
+    """One attempt at one job."""
+
+    def __init__(self, queue: Queue, claim: Claim, settings: Settings) -> None:
+        self.queue, self.claim, self.settings = queue, claim, settings
+        # Why the loop must stop at the next iteration: "stop" (the worker is shutting
+        # down), "cancel" (the user asked) or "lost" (another worker took the job over).
+        self.interrupt: str | None = None
+        self.best_loss = claim.best_loss
+        self.best_iteration = claim.best_iteration
+        self.checks_passed = claim.checks_passed
+
+    def interrupt_with(self, reason: str) -> None:
+        """Ask the loop to stop at its next iteration (thread- and signal-safe)."""
+        if _PRIORITY[reason] > _PRIORITY[self.interrupt]:
+            self.interrupt = reason
+
+    def run(self) -> str:
+        """Train the job until it ends or this attempt must stop; the attempt's outcome."""
+        claim = self.claim
+        try:
+            built = build(claim.spec)
+            state = decode_state(claim.checkpoint) if claim.checkpoint else None
+            trainer = Trainer(
+                built.model,
+                built.optimizer,
+                built.data.X,
+                built.data.y,
+                iterations=built.iterations,
+                l2=built.l2,
+                params=built.params,
+                state=state,
+            )
+        except EngineError as exc:
+            error = {"type": "invalid_spec", "message": str(exc)}
+            return self._end(Finish("failed", "failed", error))
+        self.built, self.trainer = built, trainer
+        interval = min(self.settings.lease_seconds / 3, 5.0)
+        heartbeat = Heartbeat(self.queue, claim, interval, self.interrupt_with)
+        heartbeat.start()
+        try:
+            return self._train()
+        except LostClaim as exc:
+            log.warning("%s; leaving the job to its new owner", exc)
+            return "lost"
+        finally:
+            heartbeat.stop()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _train(self) -> str:
+        trainer, options = self.trainer, self.claim.spec["gradient_check"]
+        references = list(dict.fromkeys(options["references"]))
+        every, last = options["every"], self.built.iterations - 1
+        next_check = self._next_check(trainer.iteration, every, last) if references else -1
+
+        n_flush = self.settings.flush_iterations
+        period = self.settings.flush_seconds
+        clock = time.monotonic
+        records: list[Any] = []
+        checks: list[dict[str, Any]] = []
+        flush_at, deadline = trainer.iteration + n_flush, clock() + period
+        try:
+            for rec in trainer:
+                i = rec[0]
+                if i >= flush_at or self.interrupt or clock() >= deadline:
+                    if self._flush(records, checks):
+                        self.interrupt_with("cancel")
+                    if self.interrupt == "lost":
+                        raise LostClaim(f"job {self.claim.job_id}: its lease was taken over")
+                    if self.interrupt == "cancel":
+                        return self._end(CANCELLED)
+                    if self.interrupt == "stop":
+                        return self._end(RELEASED)
+                    records, checks = [], []
+                    flush_at, deadline = i + n_flush, clock() + period
+                records.append(rec)
+                if i == next_check:
+                    checks += self._check(i, references, options)
+                    next_check = self._next_check(i + 1, every, last)
+        except DivergedError as exc:
+            error = {"type": "diverged", "message": str(exc), "iteration": exc.iteration}
+            return self._end(Finish("failed", "failed", error), records, checks)
+        except LostClaim:
+            raise
+        except Exception as exc:  # a bug in the engine: fail this job, keep the worker
+            log.exception("job %s failed", self.claim.job_id)
+            error = {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+            return self._end(Finish("failed", "failed", error), records, checks)
+        return self._end(SUCCEEDED, records, checks)
+
+    @staticmethod
+    def _next_check(i: int, every: int, last: int) -> int:
+        """The first iteration ≥ i at which the gradients are checked."""
+        if i <= 0:
+            return 0
+        if i > last:
+            return -1
+        if every > 0:
+            return min(-(-i // every) * every, last)
+        return last
+
+    def _check(
+        self, i: int, references: list[str], options: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        Xb, yb = self.trainer.batch
+        out = []
+        for reference in references:
+            check = gradient_check(
+                self.built.model,
+                self.trainer.params,
+                Xb,
+                yb,
+                self.built.l2,
+                reference=reference,
+                epsilon=options["epsilon"],
+                rtol=options["rtol"],
+                atol=options["atol"],
+                max_coordinates=options["max_coordinates"],
+                seed=i,
+            )
+            result = {"iteration": i, **check.to_dict()}
+            if result["passed"] is not None:
+                self.checks_passed = bool(result["passed"]) and self.checks_passed is not False
+            out.append(
+                {
+                    "job_id": self.claim.job_id,
+                    "iteration": i,
+                    "reference": reference,
+                    "passed": result["passed"],
+                    "max_relative_error": result["max_relative_error"],
+                    "result": result,
+                }
+            )
+        return out
+
+    def _flush(
+        self, records: list[Any], checks: list[dict[str, Any]], finish: Finish | None = None
+    ) -> bool:
+        """Write buffered records and checks with the checkpoint they lead to, in one fenced
+        transaction; True when the job has been asked to cancel."""
+        flush = Flush(checks=checks, checks_passed=self.checks_passed)
+        if records:
+            block = np.array(records, dtype=np.float64)
+            lo = int(block[:, 1].argmin())
+            if self.best_loss is None or block[lo, 1] < self.best_loss:
+                self.best_loss, self.best_iteration = float(block[lo, 1]), int(block[lo, 0])
+            flush.chunk = chunk_row(self.claim.job_id, block)
+            flush.final_loss, flush.final_accuracy = float(block[-1, 1]), records[-1][5]
+            flush.best_loss, flush.best_iteration = self.best_loss, self.best_iteration
+            flush.iterations_done = int(block[-1, 0]) + 1
+            flush.state = encode_state(self.trainer.state_dict())
+        elif finish is None and not checks:
+            return self.queue.heartbeat(self.claim)
+        return self.queue.flush(self.claim, flush, finish)
+
+    def _end(
+        self,
+        finish: Finish,
+        records: list[Any] | None = None,
+        checks: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """Flush what is left and end the attempt with ``finish``; its outcome."""
+        self._flush(records or [], checks or [], finish)
+        return finish.outcome
