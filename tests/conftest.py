@@ -1,0 +1,110 @@
+"""Shared fixtures: a migrated database per test (SQLite file, or a fresh PostgreSQL database
+per session, emptied between tests), an API client, and an in-process worker."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service import migrate
+from service.app import create_app
+from service.settings import Settings
+from worker.main import Worker
+
+IN_CI = bool(os.environ.get("CI"))
+PG_ADMIN_URL = os.environ.get(
+    "GRADLAB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PG_HOW = (
+    "PostgreSQL is not reachable at {url} ({error}). Start it, or point "
+    "GRADLAB_TEST_POSTGRES_URL at a server where this user may CREATE DATABASE, to run "
+    "the PostgreSQL tests (in CI they are required)."
+)
+
+
+def make_settings(url: str, **overrides: Any) -> Settings:
+    """Settings for tests: quick polls and flushes unless a test says otherwise."""
+    values: dict[str, Any] = {"database_url": url, "poll_seconds": 0.02, "flush_seconds": 0.05}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'gradlab.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+def _admin_connect():
+    import psycopg
+
+    plain = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    return psycopg.connect(plain, autocommit=True, connect_timeout=3)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session, migrated to head, dropped at the end."""
+    try:
+        admin = _admin_connect()
+    except Exception as exc:
+        message = PG_HOW.format(url=PG_ADMIN_URL, error=exc)
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"gradlab_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    url = f"{base}/{name}"
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """The session's PostgreSQL database, emptied of the previous test's rows."""
+    import psycopg
+
+    with psycopg.connect(pg_database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("TRUNCATE jobs, sweeps, attempts, metric_chunks, gradient_checks, checkpoints")
+    return pg_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test that takes this runs on SQLite and on PostgreSQL."""
+    return request.getfixturevalue({"sqlite": "sqlite_url", "postgres": "pg_url"}[request.param])
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return make_settings(db_url)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def run_worker(settings: Settings) -> dict[str, int]:
+    """Run one worker in this process until the queue is empty; its outcomes."""
+    worker = Worker(settings, burst=True)
+    worker.run()
+    return worker.outcomes
+
+
+@pytest.fixture
+def drain(settings: Settings):
+    """Call to run a worker until the queue is empty."""
+    return lambda: run_worker(settings)
