@@ -81,13 +81,13 @@ def as_matrix(X: Any, name: str = "X") -> np.ndarray:
                 f"{name} is ragged: its rows do not all have the same length."
             ) from None
         raise EngineError(f"{name} must contain only numbers ({exc}).") from None
+    if arr.ndim >= 1 and arr.shape[0] == 0:
+        raise ShapeError(f"{name} is empty: it has no rows (samples).")
     if arr.ndim != 2:
         raise ShapeError(
             f"{name} must be a 2-D array of shape (samples, features), "
             f"but it has shape {arr.shape}."
         )
-    if arr.shape[0] == 0:
-        raise ShapeError(f"{name} is empty: it has no rows (samples).")
     if arr.shape[1] == 0:
         raise ShapeError(f"{name} has no columns (features).")
     check_finite(arr, name)

@@ -191,14 +191,14 @@ class Model:
                 arr = np.array(params[name], dtype=np.float64, order="C")
             except (TypeError, ValueError):
                 raise ShapeError(
-                    f"The {what}' {name} is not a rectangular array of numbers."
+                    f"{name} in the {what} is not a rectangular array of numbers."
                 ) from None
             if arr.shape != shape:
                 raise ShapeError(
-                    f"The {what}' {name} has shape {arr.shape} but {self.name} needs {shape}."
+                    f"{name} in the {what} has shape {arr.shape}, but {self.name} needs {shape}."
                 )
             if not np.isfinite(arr).all():
-                raise EngineError(f"The {what}' {name} contains values that are not finite.")
+                raise EngineError(f"{name} in the {what} contains values that are not finite.")
             out[name] = arr
         return out
 

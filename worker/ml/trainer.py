@@ -109,7 +109,7 @@ class Trainer:
         model, optimizer, l2 = self.model, self.optimizer, self.l2
         X, y, params, velocity = self.X, self.y, self.params, self.velocity
         m = X.shape[0]
-        vdot, isfinite, sqrt = np.vdot, math.isfinite, math.sqrt
+        vdot, isfinite, sqrt, quiet = np.vdot, math.isfinite, math.sqrt, np.errstate
         for i in range(self.iteration, self.iterations):
             self.iteration = i
             rows = optimizer.batch_indices(i, m)
@@ -118,8 +118,10 @@ class Trainer:
             else:
                 Xb, yb = X[rows], y[rows]
                 self.batch = (Xb, yb)
-            loss, grads = model.loss_and_grads(params, Xb, yb, l2)
-            grad_norm = sqrt(sum([vdot(g, g) for g in grads.values()]))
+            # Overflow is reported as DivergedError below, not as NumPy warnings.
+            with quiet(over="ignore", invalid="ignore"):
+                loss, grads = model.loss_and_grads(params, Xb, yb, l2)
+                grad_norm = sqrt(sum([vdot(g, g) for g in grads.values()]))
             if not isfinite(loss.loss):
                 raise DivergedError(i, self.last_finite_loss, "loss")
             if not isfinite(grad_norm):
