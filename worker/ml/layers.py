@@ -23,6 +23,8 @@ def ones(n: int) -> np.ndarray:
     """
     vec = _ONES.get(n)
     if vec is None:
+        if len(_ONES) >= 256:  # a long-lived worker sees many batch sizes: stay bounded
+            _ONES.clear()
         vec = np.ones(n)
         vec.setflags(write=False)
         _ONES[n] = vec

@@ -67,7 +67,8 @@ def _fmt(value: float) -> str:
 
 
 class Model:
-    """A model of one kind with one loss; stateless (parameters are passed in).
+    """A model of one kind with one loss.  It holds no parameters (they are passed in),
+    only per-thread scratch buffers for the hidden layers.
 
     Build it with :func:`make_model`.  Attributes: ``kind``, ``loss_name``, ``head``
     ("identity" | "sigmoid" | "softmax"), ``is_classifier``, ``n_features``,
@@ -122,6 +123,16 @@ class Model:
             self._act_forward, self._act_backward = ACTIVATIONS[activation]
         self._data_loss = _HEAD_LOSSES.get((self.head, loss_name))
         self._rows = np.arange(0)
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_local"]  # scratch buffers are per process and per thread
+        state["_rows"] = np.arange(0)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._local = threading.local()
 
     def __repr__(self) -> str:

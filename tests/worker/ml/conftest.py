@@ -15,17 +15,16 @@ from worker import ml
 def numeric_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """Central differences of f() with respect to every entry of x (perturbed in place)."""
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    while not it.finished:
-        ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
+    flat, flat_grad = x.reshape(-1), grad.reshape(-1)  # views: writing flat perturbs x
+    assert np.shares_memory(flat, x)
+    for ix in range(flat.size):
+        old = flat[ix]
+        flat[ix] = old + h
         fp = f()
-        x[ix] = old - h
+        flat[ix] = old - h
         fm = f()
-        x[ix] = old
-        grad[ix] = (fp - fm) / (2 * h)
-        it.iternext()
+        flat[ix] = old
+        flat_grad[ix] = (fp - fm) / (2 * h)
     return grad
 
 

@@ -22,6 +22,7 @@ class OffByOne(Model):
 
     def loss_and_grads(self, params, X, y, l2):
         result, grads = super().loss_and_grads(params, X, y, l2)
+        assert self.wrong is not None
         name, index = self.wrong
         grads[name][index] *= 1.01  # a 1% error in one coordinate
         return result, grads
@@ -55,7 +56,7 @@ def test_correct_gradients_pass(kind, loss, activation, make_problem):
     check = ml.gradient_check(model, params, X, y, 1e-2)
     assert check.passed, check.to_dict()
     assert check.available and check.reason is None
-    assert check.max_relative_error <= 1e-6
+    assert check.max_relative_error is not None and check.max_relative_error <= 1e-6
     assert list(check.parameters) == list(model.param_shapes())
     for name, tensor in check.parameters.items():
         assert tensor.checked == tensor.total == params[name].size

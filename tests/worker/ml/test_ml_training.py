@@ -112,6 +112,7 @@ def test_cs231n_two_layer_net_passes_95_percent(spiral_data):
     )
     best = 0.0
     for record in trainer:
+        assert record.accuracy is not None
         best = max(best, record.accuracy)
         if best > 0.95:
             break
@@ -179,7 +180,7 @@ def test_sgd_shuffles_by_its_seed():
 def test_sgd_batches_cover_each_epoch_once_and_depend_only_on_seed_and_iteration():
     optimizer = ml.make_optimizer("sgd", batch_size=4, seed=7)
     m = 10  # 3 batches per epoch: 4, 4, 2
-    batches = [optimizer.batch_indices(j, m) for j in range(6)]
+    batches = [np.asarray(optimizer.batch_indices(j, m)) for j in range(6)]
     assert [len(b) for b in batches] == [4, 4, 2, 4, 4, 2]
     assert sorted(np.concatenate(batches[:3])) == list(range(m))
     assert sorted(np.concatenate(batches[3:])) == list(range(m))
@@ -314,3 +315,15 @@ def test_the_loop_can_stop_early_and_be_resumed_by_iterating_again():
     rest = list(trainer)
     assert [r.iteration for r in rest] == list(range(3, 10))
     assert rest[0] == first[-1]  # update 3 had not been applied when we broke out
+
+
+def test_models_and_optimizers_survive_pickling(spiral_data):
+    model = ml.make_model("mlp", n_features=2, n_classes=3, hidden_sizes=[10])
+    optimizer = ml.make_optimizer("sgd", batch_size=50, momentum=0.5)
+
+    def run(model: ml.Model, optimizer: ml.Optimizer) -> list[ml.IterationRecord]:
+        trainer = ml.Trainer(model, optimizer, spiral_data.X, spiral_data.y, iterations=12)
+        return trainer.run()
+
+    expected = run(model, optimizer)
+    assert run(*pickle.loads(pickle.dumps((model, optimizer)))) == expected
