@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -17,6 +19,16 @@ from service.app import create_app
 from service.settings import Settings
 
 log = logging.getLogger("gradlab.serve")
+
+
+def _term_when_parent_dies() -> None:
+    """In a worker about to start: have Linux send it SIGTERM if `gradlab serve` is killed,
+    so that it hands its job back instead of running on as an orphan."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class WorkerPool:
@@ -33,7 +45,10 @@ class WorkerPool:
     def _spawn(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ, GRADLAB_DATABASE_URL=self.settings.database_url)
         return subprocess.Popen(
-            [sys.executable, "-m", "gradlab", "worker"], env=env, start_new_session=True
+            [sys.executable, "-m", "gradlab", "worker"],
+            env=env,
+            start_new_session=True,
+            preexec_fn=_term_when_parent_dies,
         )
 
     def start(self) -> None:
@@ -65,6 +80,27 @@ class WorkerPool:
                 proc.wait()
 
 
+class _Server(uvicorn.Server):
+    """Uvicorn, minus one habit: after a graceful shutdown uvicorn raises the SIGTERM/SIGINT
+    it caught once more, which would end the process before its workers have handed their
+    jobs back. Here the signal only starts the shutdown; ``serve`` then stops the workers and
+    returns, and the process exits 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def serve(host: str, port: int, workers: int, settings: Settings, access_log: bool = False) -> None:
     migrate.upgrade(settings.database_url)
     pool = WorkerPool(workers, settings)
@@ -78,6 +114,6 @@ def serve(host: str, port: int, workers: int, settings: Settings, access_log: bo
             log_level="info",
             timeout_graceful_shutdown=5,
         )
-        uvicorn.Server(config).run()
+        _Server(config).run()
     finally:
         pool.stop()
