@@ -1,0 +1,130 @@
+"""Real processes for tests: `gradlab worker` and `gradlab serve`, as a user starts them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gradlab_env(url: str, **settings: Any) -> dict[str, str]:
+    env = dict(os.environ, GRADLAB_DATABASE_URL=url, PYTHONUNBUFFERED="1")
+    env.setdefault("GRADLAB_POLL_SECONDS", "0.02")
+    env.setdefault("GRADLAB_FLUSH_SECONDS", "0.05")
+    for key, value in settings.items():
+        env[f"GRADLAB_{key.upper()}"] = str(value)
+    return env
+
+
+def start(args: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "gradlab", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def start_worker(
+    url: str, *args: str, log: Path | None = None, **settings: Any
+) -> subprocess.Popen[bytes]:
+    return start(["worker", *args], gradlab_env(url, **settings), log)
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02, what: str = ""
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class Server:
+    """`gradlab serve` on a free port, ready when /readyz says so."""
+
+    def __init__(
+        self,
+        url: str,
+        workers: int = 1,
+        log: Path | None = None,
+        port: int | None = None,
+        **settings: Any,
+    ) -> None:
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = gradlab_env(url, **settings)
+        self.workers = workers
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        args = ["serve", "--port", str(self.port), "--workers", str(self.workers)]
+        self.proc = start(args, self.env, self.log)
+
+        def ready() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, "gradlab serve exited"
+            try:
+                return httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout=60, interval=0.1, what="gradlab serve to be ready")
+        return self
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=30, **kw)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            kill_group(self.proc)
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+        elif self.proc is not None:
+            kill_group(self.proc)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Make sure a process (and anything it started in its session) is gone."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
