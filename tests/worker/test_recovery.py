@@ -3,6 +3,7 @@ every job ends with exactly one point per iteration, and the attempts table says
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 
@@ -86,7 +87,7 @@ def assert_exactly_once(db: Database, job_id: str, n: int) -> np.ndarray:
     block = points(db, job_id)
     assert block[:, 0].tolist() == list(range(n))  # no gaps, no repeats
     spans = chunk_starts(db, job_id)
-    for (first, count), (nxt, _) in zip(spans, spans[1:], strict=False):
+    for (first, count), (nxt, _) in itertools.pairwise(spans):
         assert first + count == nxt  # chunks tile the history
     return block
 
@@ -251,7 +252,7 @@ def test_four_workers_run_four_hundred_jobs_exactly_once(db, db_url, tmp_path):
         settings = make_settings(db_url)
         spec = JobSpec.model_validate(small)
         for _ in range(400):
-            job, _ = jobs_service.submit(session, spec, settings)
+            _job, _ = jobs_service.submit(session, spec, settings)
     workers = [
         start_worker(db_url, "--burst", "--id", f"w{i}", log=tmp_path / f"w{i}.log")
         for i in range(4)
