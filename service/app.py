@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from service import health
 from service.db import Database
 from service.errors import install_handlers
+from service.events.router import router as events_router
 from service.jobs.router import router as jobs_router
 from service.metrics.router import router as metrics_router
 from service.settings import Settings
@@ -47,4 +48,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs_router)
     app.include_router(metrics_router)
+    app.include_router(events_router)
     return app
