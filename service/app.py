@@ -9,11 +9,14 @@ from fastapi import FastAPI
 
 from service import health
 from service.db import Database
+from service.dashboard.router import router as dashboard_router
 from service.errors import install_handlers
 from service.events.router import router as events_router
 from service.jobs.router import router as jobs_router
 from service.metrics.router import router as metrics_router
+from service.plots.router import router as plots_router
 from service.settings import Settings
+from service.sweeps.router import router as sweeps_router
 
 DESCRIPTION = """\
 Experiment tracking for learning, and checking, how gradient descent works.
@@ -49,4 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(metrics_router)
     app.include_router(events_router)
+    app.include_router(sweeps_router)
+    app.include_router(plots_router)
+    app.include_router(dashboard_router)
     return app

@@ -56,6 +56,15 @@ def submit_job(
     return json_response(service.job_view(job), 201 if created else 200, headers)
 
 
+@router.get(
+    "/examples",
+    summary="The seed exercises as ready-to-post specs",
+    description="The same examples Swagger UI offers for POST /v1/jobs: name → {summary, value}.",
+)
+def examples() -> Response:
+    return json_response(SEEDS)
+
+
 @router.get("", response_model=schemas.JobList, summary="List jobs, newest first")
 def list_jobs(
     session: ReadSessionDep,

@@ -1,0 +1,156 @@
+"""Sweeps: a grid of overrides on a base spec, expanded into one job per combination."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from service.errors import InvalidSpec, NotFound, Problem
+from service.jobs import repository as jobs_repo
+from service.jobs import service as jobs_service
+from service.jobs.spec import JobSpec
+from service.queue import notify
+from service.settings import Settings
+from service.sweeps.schemas import SweepRequest
+from service.tables import Job, Sweep
+
+SORT_KEYS = ("final_loss", "final_accuracy", "best_loss", "created")
+
+
+def get_path(spec: dict[str, Any], path: str) -> Any:
+    node: Any = spec
+    for key in path.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def set_path(spec: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    node = spec
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            raise KeyError(key)
+        node = child
+    node[leaf] = value
+
+
+def _bad_combination(overrides: dict[str, Any], why: str) -> InvalidSpec:
+    return InvalidSpec(
+        [
+            Problem(
+                ("grid", next(iter(overrides))),
+                f"the combination {overrides} is not a valid spec: {why}",
+            )
+        ]
+    )
+
+
+def expand(request: SweepRequest, settings: Settings) -> list[tuple[dict[str, Any], JobSpec]]:
+    """Every combination of the grid as ``(overrides, spec)``."""
+    size = 1
+    for key, values in request.grid.items():
+        if not values:
+            raise InvalidSpec([Problem(("grid", key), "give at least one value to try.")])
+        size *= len(values)
+    if size > settings.max_sweep_jobs:
+        raise InvalidSpec(
+            [
+                Problem(
+                    ("grid",),
+                    f"this grid makes {size} jobs, above this server's limit of "
+                    f"{settings.max_sweep_jobs} (GRADLAB_MAX_SWEEP_JOBS).",
+                )
+            ]
+        )
+    base = request.base.model_dump(mode="json", exclude_unset=True)
+    combos = []
+    for values in itertools.product(*request.grid.values()):
+        overrides = dict(zip(request.grid, values, strict=True))
+        spec = copy.deepcopy(base)
+        for key, value in overrides.items():
+            try:
+                set_path(spec, key, value)
+            except KeyError:
+                raise InvalidSpec(
+                    [Problem(("grid", key), f"{key!r} is not a field path of the base spec.")]
+                ) from None
+        try:
+            parsed = JobSpec.model_validate(spec)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise _bad_combination(overrides, f"{where}: {first['msg']}") from None
+        combos.append((overrides, parsed))
+    return combos
+
+
+def create(session: Session, request: SweepRequest, settings: Settings) -> tuple[Sweep, list[Job]]:
+    combos = expand(request, settings)
+    sweep = Sweep(
+        name=request.name,
+        base=request.base.normalised(),
+        grid=request.grid,
+        created_at=jobs_service.utcnow(),
+    )
+    session.add(sweep)
+    session.flush()
+    jobs = []
+    for overrides, spec in combos:
+        label = ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in overrides.items())
+        tags = {**spec.tags, **{k: str(v) for k, v in overrides.items()}}
+        named = spec.model_copy(
+            update={"name": f"{request.name or 'sweep'}[{label}]"[:200], "tags": tags}
+        )
+        try:
+            job = jobs_service.new_job(named, settings, sweep_id=sweep.id)
+        except InvalidSpec as exc:
+            raise _bad_combination(overrides, exc.problems[0].msg) from None
+        jobs_repo.add_job(session, job)
+        jobs.append(job)
+    notify(session)
+    return sweep, jobs
+
+
+def view(sweep: Sweep, jobs: list[Job], sort: str = "created") -> dict[str, Any]:
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    rows = [
+        {
+            "id": job.id,
+            "name": job.name,
+            "status": job.status,
+            "overrides": {path: get_path(job.spec, path) for path in sweep.grid},
+            "final_loss": job.final_loss,
+            "final_accuracy": job.final_accuracy,
+            "best_loss": job.best_loss,
+            "iterations_done": job.iterations_done,
+        }
+        for job in jobs
+    ]
+    if key != "created":
+        present = [r for r in rows if r[key] is not None]
+        missing = [r for r in rows if r[key] is None]
+        rows = sorted(present, key=lambda r: r[key], reverse=descending) + missing
+    elif descending:
+        rows.reverse()
+    return {
+        "id": sweep.id,
+        "name": sweep.name,
+        "grid": sweep.grid,
+        "base": sweep.base,
+        "created_at": jobs_service.iso(sweep.created_at),
+        "jobs": rows,
+    }
+
+
+def get(session: Session, sweep_id: str) -> tuple[Sweep, list[Job]]:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        raise NotFound(f"There is no sweep {sweep_id!r}.")
+    jobs = list(reversed(jobs_repo.list_jobs(session, sweep_id=sweep_id, limit=100_000)))
+    return sweep, jobs
