@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import health
-from service.db import Database
 from service.dashboard.router import router as dashboard_router
+from service.db import Database
 from service.errors import install_handlers
 from service.events.router import router as events_router
 from service.jobs.router import router as jobs_router
@@ -35,7 +35,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = Database(settings.database_url, settings)
         yield
         app.state.db.dispose()
 
@@ -47,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
+    app.state.db = Database(settings.database_url, settings)  # connects on first use
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs_router)

@@ -1,8 +1,8 @@
 """Response shapes of the jobs API (for the OpenAPI document and for clients).
 
 The hot read endpoints build these shapes as plain dicts and serialise them with orjson
-(``service.jobs.service.job_view``); ``tests/service/test_schemas.py`` validates those dicts
-against the classes here so the two cannot drift apart.
+(``service.jobs.service.job_view``); ``tests/service/test_openapi.py`` checks the responses
+against the classes here, so the two cannot drift apart.
 """
 
 from __future__ import annotations

@@ -85,11 +85,11 @@ class LineData(BaseModel):
     model_config = _CONFIG
     kind: Literal["line"]
     n_samples: int = Field(100, ge=1, description="Number of points.")
-    slope: FiniteFloat = 2.0
-    intercept: FiniteFloat = 1.0
+    slope: FiniteFloat = Field(2.0, description="Slope of the true line.")
+    intercept: FiniteFloat = Field(1.0, description="Intercept of the true line.")
     noise: FiniteFloat = Field(0.1, ge=0, description="Standard deviation of the noise.")
-    x_min: FiniteFloat = -1.0
-    x_max: FiniteFloat = 1.0
+    x_min: FiniteFloat = Field(-1.0, description="Smallest x.")
+    x_max: FiniteFloat = Field(1.0, description="Largest x (above x_min).")
     seed: Seed = 0
 
 
@@ -266,7 +266,11 @@ class JobSpec(BaseModel):
         0.0, ge=0, description="L2 strength: loss += 0.5·l2·Σ‖W‖² over weights, never biases."
     )
     init: InitSpec = Field(default_factory=lambda: RandomInit(kind="random"))
-    gradient_check: GradientCheckSpec = Field(default_factory=GradientCheckSpec)
+    gradient_check: GradientCheckSpec = Field(
+        default_factory=GradientCheckSpec,
+        description="When and how gradients are checked; by default numerically at the "
+        "first and the last iteration.",
+    )
 
     def normalised(self) -> dict:
         """The spec with every default filled in, as stored and returned."""
