@@ -18,18 +18,19 @@ when the job fails with ``worker_lost``.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.db import Database, retry_locked
 from service.settings import Settings
-from service.tables import Attempt, Checkpoint, GradientCheck, Job, MetricChunk
+from service.tables import Attempt, Base, Checkpoint, GradientCheck, Job, MetricChunk
 
 jobs = Job.__table__
 attempts = Attempt.__table__
@@ -73,20 +74,42 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _upsert(
-    conn: Connection, table: Any, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
-) -> None:
-    """Insert rows, or overwrite the row with the same key: rewriting is idempotent."""
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+@functools.cache
+def _upsert_statement(dialect_name: str, table_name: str, keys: tuple[str, ...]) -> Any:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE``, built once: a flush runs it per chunk."""
+    table = Base.metadata.tables[table_name]
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     stmt = dialect.insert(table)
     updates = {
         c.name: stmt.excluded[c.name]
         for c in table.columns
         if c.name not in keys and not c.primary_key
     }
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), list(rows))
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
+
+
+def _upsert(
+    conn: Connection, table: Any, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> None:
+    """Insert rows, or overwrite the row with the same key: rewriting is idempotent."""
+    if rows:
+        conn.execute(_upsert_statement(conn.dialect.name, table.name, tuple(keys)), list(rows))
+
+
+@functools.cache
+def _fence_statement(columns: tuple[str, ...]) -> Any:
+    """``UPDATE jobs SET … WHERE id AND attempts AND status = 'running' RETURNING cancel``,
+    built once per set of columns."""
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == bindparam("fence_id"),
+            jobs.c.attempts == bindparam("fence_attempt"),
+            jobs.c.status == "running",
+        )
+        .values({name: bindparam(f"set_{name}") for name in columns})
+        .returning(jobs.c.cancel_requested)
+    )
 
 
 class Queue:
@@ -211,16 +234,10 @@ class Queue:
 
     def _fence(self, conn: Connection, claim: Claim, **values: Any) -> bool:
         """Renew the lease (plus ``values``) if we still hold the claim; the cancel flag."""
-        row = conn.execute(
-            update(jobs)
-            .where(
-                jobs.c.id == claim.job_id,
-                jobs.c.attempts == claim.attempt,
-                jobs.c.status == "running",
-            )
-            .values({"lease_expires_at": time.time() + self.settings.lease_seconds, **values})
-            .returning(jobs.c.cancel_requested)
-        ).first()
+        values = {"lease_expires_at": time.time() + self.settings.lease_seconds, **values}
+        params = {f"set_{name}": value for name, value in values.items()}
+        params.update(fence_id=claim.job_id, fence_attempt=claim.attempt)
+        row = conn.execute(_fence_statement(tuple(values)), params).first()
         if row is None:
             raise LostClaim(f"job {claim.job_id}: attempt {claim.attempt} no longer holds it")
         return bool(row.cancel_requested)

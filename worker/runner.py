@@ -43,6 +43,23 @@ def decode_state(blob: bytes) -> dict[str, Any]:
     return state
 
 
+def records_block(records: list[Any]) -> np.ndarray:
+    """Consecutive iteration records as an ``(n, 6)`` float64 block (accuracy NaN where it
+    does not apply), each column contiguous. Converting column by column costs about a
+    third of ``np.array(records)``, and a flush of 1,000 points is on the write path."""
+    n = len(records)
+    first = records[0][0]
+    if records[-1][0] != first + n - 1:
+        raise ValueError(f"records {first}..{records[-1][0]} are not {n} consecutive iterations")
+    columns = list(zip(*records, strict=True))
+    block = np.empty((6, n))
+    block[0] = np.arange(first, first + n)
+    for j in range(1, 5):
+        block[j] = columns[j]
+    block[5] = np.nan if columns[5][0] is None else columns[5]
+    return block.T
+
+
 class Heartbeat(threading.Thread):
     """Renews the claim's lease every third of a lease, and notices cancel requests and lost
     claims between flushes (a long gradient check, a slow iteration)."""
@@ -216,7 +233,7 @@ class JobRun:
         transaction; True when the job has been asked to cancel."""
         flush = Flush(checks=checks, checks_passed=self.checks_passed)
         if records:
-            block = np.array(records, dtype=np.float64)
+            block = records_block(records)
             lo = int(block[:, 1].argmin())
             if self.best_loss is None or block[lo, 1] < self.best_loss:
                 self.best_loss, self.best_iteration = float(block[lo, 1]), int(block[lo, 0])
