@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -30,6 +31,11 @@ from service.settings import Settings
 T = TypeVar("T")
 
 _IMMEDIATE = "gradlab_immediate"
+# JSON columns (specs, tags, check results) through orjson: several times faster than json.
+_JSON_CODEC: dict[str, Any] = {
+    "json_serializer": lambda value: orjson.dumps(value).decode(),
+    "json_deserializer": orjson.loads,
+}
 
 
 def is_sqlite(engine: Engine | Connection) -> bool:
@@ -52,7 +58,7 @@ def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+        return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True, **_JSON_CODEC)
 
     busy_ms = settings.sqlite_busy_timeout_ms
     engine = create_engine(
@@ -60,6 +66,7 @@ def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
         connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
         pool_size=8,
         max_overflow=24,
+        **_JSON_CODEC,
     )
 
     @event.listens_for(engine, "connect")

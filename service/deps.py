@@ -18,11 +18,12 @@ from service.db import Database
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    # async: FastAPI would run a plain function in its threadpool, a hop per request.
     return request.app.state.db
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from service.tables import Checkpoint, GradientCheck, Job
@@ -24,6 +24,14 @@ def get_job(session: Session, job_id: str) -> Job | None:
 
 def get_jobs(session: Session, job_ids: Sequence[str]) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.id.in_(job_ids))))
+
+
+_JOB_BY_ID = select(*Job.__table__.c).where(Job.__table__.c.id == bindparam("job_id"))
+
+
+def job_row(conn: Connection, job_id: str) -> Row | None:
+    """One job as a Core row (no ORM): the hot path of ``GET /v1/jobs/{id}``."""
+    return conn.execute(_JOB_BY_ID, {"job_id": job_id}).first()
 
 
 def get_by_idempotency_key(session: Session, key: str) -> Job | None:

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import queue
 from service.codec import unpack_arrays
+from service.db import Database
 from service.errors import Conflict, InvalidSpec, NotApplicable, NotFound, Problem
 from service.jobs import repository
 from service.jobs.spec import JobSpec
@@ -33,8 +35,8 @@ def iso(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def job_view(job: Job) -> dict[str, Any]:
-    """The job as the API shows it (see ``schemas.Job``)."""
+def job_view(job: Job | Row) -> dict[str, Any]:
+    """The job as the API shows it (see ``schemas.Job``), from an ORM object or a Core row."""
     error = None
     if job.error_type is not None:
         error = {
@@ -126,6 +128,15 @@ def submit(
             ]
         )
     return existing, False
+
+
+def view(db: Database, job_id: str) -> dict[str, Any]:
+    """The job's view straight from one Core query on a pooled connection."""
+    with db.engine.connect() as conn:
+        row = repository.job_row(conn, job_id)
+    if row is None:
+        raise NotFound(f"There is no job {job_id!r}.")
+    return job_view(row)
 
 
 def get(session: Session, job_id: str) -> Job:
