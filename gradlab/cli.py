@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from gradlab import client
+
 app = typer.Typer(
     name="gradlab",
     help="Experiment tracking for learning, and checking, how gradient descent works.",
@@ -67,6 +69,10 @@ def migrate() -> None:
     url = Settings().database_url
     migrations.upgrade(url)
     typer.echo(f"database at {migrations.head_revision()}")
+
+
+for _command in client.COMMANDS:  # submit, jobs, show, metrics, cancel, sweep
+    app.command(rich_help_panel="Client (--url or GRADLAB_URL)")(_command)
 
 
 def main() -> None:
