@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from service.codec import unpack_arrays
 from service.errors import NotApplicable
 from service.jobs import repository as jobs_repo
-from service.jobs import service as jobs
 from service.plots.render import FittedLine, Regions
+from service.tables import Job
 from worker.build import build
 from worker.ml import Dataset, Model
 
@@ -39,10 +39,10 @@ class Source:
     iteration: int
 
 
-def load(session: Session, job_id: str) -> Source:
+def load(session: Session, job: Job) -> Source:
     """The job's model, regenerated data and checkpointed parameters, or NotApplicable when
     the job's data and model have no fit plot or it has recorded no parameters yet."""
-    job = jobs.get(session, job_id)
+    job_id = job.id
     built = build(job.spec)
     model, data = built.model, built.data
     n_features = data.X.shape[1]

@@ -13,7 +13,7 @@ import io
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib
 import numpy as np
@@ -21,14 +21,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatter, MaxNLocator
+from matplotlib.ticker import LogFormatter, MaxNLocator, NullLocator
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # matplotlib ≥ 3.9
 
 Format = Literal["png", "svg"]
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "svg": "image/svg+xml"}
 
 DPI = 100
 _LOCK = threading.Lock()
-_RC = {"svg.hashsalt": "gradlab", "svg.fonttype": "path", "font.size": 10}
+_RC: dict[RcKeyType, Any] = {"svg.hashsalt": "gradlab", "svg.fonttype": "path", "font.size": 10}
 _METADATA: dict[str, dict[str, Any]] = {"png": {"Software": None}, "svg": {"Date": None}}
 LOSS_COLOR, ACCURACY_COLOR = "#1f77b4", "#ff7f0e"
 ERROR_FLOOR = 1e-16  # relative errors below this (exact zeros too) are drawn at it
@@ -130,10 +133,9 @@ def _iteration_axis(ax: Any) -> None:
 
 def _palette(n: int) -> list[Any]:
     """n distinct colours: tab10, tab20, then evenly spaced hues."""
-    if n <= 10:
-        return list(matplotlib.colormaps["tab10"].colors[:n])
     if n <= 20:
-        return list(matplotlib.colormaps["tab20"].colors[:n])
+        listed = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+        return [listed(i) for i in range(n)]  # an int picks the i-th listed colour
     return [matplotlib.colormaps["hsv"](i / n) for i in range(n)]
 
 
@@ -176,7 +178,7 @@ def loss_chart(curve: Curve, title: str, log: bool, fmt: Format) -> bytes:
 
 def compare_chart(curves: Sequence[Curve], title: str, log: bool, fmt: Format) -> bytes:
     """Several jobs' loss curves on one axis, with a legend of their labels."""
-    outside = len(curves) > 6
+    outside = len(curves) > 4
 
     def draw(fig: Figure) -> None:
         ax = fig.add_subplot()
@@ -276,9 +278,11 @@ def checks_chart(series: Sequence[CheckSeries], rtol: float, title: str, fmt: Fo
         low = max(min(values.min(), rtol), ERROR_FLOOR)
         high = max(values.max(), rtol)
         ax.set_ylim(low / 10, high * 10)
+        if high / low > 1e6:  # many decades: minor ticks are only noise (and slow to lay out)
+            ax.yaxis.set_minor_locator(NullLocator())
         ax.axhspan(rtol, high * 10, color="#d62728", alpha=0.05, lw=0)
         ax.axhline(rtol, color="#d62728", ls=":", lw=1.5, label=f"pass threshold rtol = {rtol:g}")
-        clipped = False
+        clipped = infinite = False
         for s in series:
             line, marker = styles.get(s.reference, ("-.", "^"))
             label = s.tensor if len(references) == 1 else f"{s.tensor} ({s.reference})"
@@ -289,6 +293,7 @@ def checks_chart(series: Sequence[CheckSeries], rtol: float, title: str, fmt: Fo
                 color=colors[s.tensor], label=label,
             )  # fmt: skip
             bad = ~np.isfinite(s.errors)
+            infinite |= bool(bad.any())
             if bad.any():
                 ax.plot(
                     s.iterations[bad], np.ones(int(bad.sum())), ls="none", marker="x",
@@ -296,7 +301,10 @@ def checks_chart(series: Sequence[CheckSeries], rtol: float, title: str, fmt: Fo
                     transform=ax.get_xaxis_transform(),
                 )  # fmt: skip
         ax.legend(loc="best", fontsize=8)
+        notes = ["✕ on the top edge: the error was not finite"] if infinite else []
         if clipped:
-            _note(fig, f"errors below {ERROR_FLOOR:g} (exact agreement) drawn at {ERROR_FLOOR:g}")
+            notes.append(f"errors below {ERROR_FLOOR:g} (exact agreement) drawn at {ERROR_FLOOR:g}")
+        if notes:
+            _note(fig, "; ".join(notes))
 
     return _render(draw, fmt, (7.5, 4.5))

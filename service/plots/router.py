@@ -70,7 +70,7 @@ def loss_plot(
     log: Log = False,
     max_points: MaxPoints = 2000,
 ) -> Response:
-    job = service.job(session, job_id)
+    job = service.get_job(session, job_id)
     curve, title = service.curve(session, job, max_points), service.title(job)
     session.rollback()
     return _image(render.loss_chart(curve, title, log, fmt), fmt, f"{job_id}-loss")
@@ -87,8 +87,9 @@ def loss_plot(
     "its progress. 409 for other shapes of data and for a job with no parameters yet.",
 )
 def fit_plot(session: ReadSessionDep, job_id: str, fmt: Fmt) -> Response:
-    source = fit.load(session, job_id)
-    title = service.title(service.job(session, job_id), f"after {source.iteration} iterations")
+    job = service.get_job(session, job_id)
+    source = fit.load(session, job)
+    title = service.title(job, f"after {source.iteration} iterations")
     session.rollback()
     picture = fit.picture(source)
     if isinstance(picture, render.Regions):
@@ -108,7 +109,7 @@ def fit_plot(session: ReadSessionDep, job_id: str, fmt: Fmt) -> Response:
     "409 when no check has been recorded.",
 )
 def gradient_checks_plot(session: ReadSessionDep, job_id: str, fmt: Fmt) -> Response:
-    job = service.job(session, job_id)
+    job = service.get_job(session, job_id)
     checks = service.checks(session, job)
     title = service.title(job, f"gradient checks: {checks.verdict}")
     session.rollback()

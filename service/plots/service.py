@@ -52,8 +52,8 @@ def model_name(spec: Mapping[str, Any]) -> str:
 
 
 def title(job: Job, what: str | None = None) -> str:
-    """``name — model (loss), optimizer hyperparameters on data`` and the job's status when it
-    has not succeeded; ``what`` (e.g. "gradient checks") leads the second line."""
+    """``name — model (loss) on data, optimizer and hyperparameters``, with the job's status
+    when it has not succeeded; ``what`` (e.g. "after 200 iterations") on a second line."""
     spec = job.spec
     head = f"{model_name(spec)} ({spec['loss']}) on {spec['data']['kind']}, "
     head += hyperparameters(spec)
@@ -70,7 +70,7 @@ def label(job: Job) -> str:
     return job.name or f"{model_name(job.spec)} {hyperparameters(job.spec)}"
 
 
-def job(session: Session, job_id: str) -> Job:
+def get_job(session: Session, job_id: str) -> Job:
     """The job, or NotFound."""
     return jobs.get(session, job_id)
 
