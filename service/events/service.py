@@ -111,12 +111,16 @@ class JobEvents:
                         "columns": _block_columns(block),
                     },
                 )
+            pending = len(checks)
             for check in checks:
+                if check["iteration"] >= self.cursor.points:
+                    break  # its point is not sent yet (PostgreSQL reads it after the points)
                 self.cursor.checks += 1
+                pending -= 1
                 yield _event("check", self.cursor, check)
-            caught_up = self.cursor.points >= view["iterations_done"]
+            caught_up = self.cursor.points >= view["iterations_done"] and not pending
             if view["status"] in TERMINAL and caught_up:
                 yield _event("end", self.cursor, view)
                 return
-            if caught_up:
+            if caught_up or not len(block):  # more to send right away only after a full event
                 await anyio.sleep(self.interval)
