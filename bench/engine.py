@@ -91,6 +91,7 @@ def run(repeats: int = 5, iterations: int = 2000) -> list[dict]:
                 "repeats": repeats,
                 "seed_ms_per_iter": statistics.median(seed_s) * 1e3 / iterations,
                 "engine_ms_per_iter": statistics.median(engine_s) * 1e3 / iterations,
+                "ratios": ratios,
                 "ratio_median": statistics.median(ratios),
                 "ratio_min": min(ratios),
                 "ratio_max": max(ratios),

@@ -117,6 +117,42 @@ def retry_locked(fn: Callable[[], T], attempts: int = 5, delay: float = 0.05) ->
     raise AssertionError("unreachable")
 
 
+class FastQuery:
+    """A SELECT for the hottest reads: compiled once per dialect by SQLAlchemy, run on a pooled
+    DBAPI cursor, its values converted by the column types' own result processors.
+
+    A Core execution costs ~100 µs of Python around a ~15 µs SQLite lookup; this skips the
+    Connection/Result machinery but keeps SQLAlchemy's SQL and type conversions. Use it for
+    single-row reads that need no transaction.
+    """
+
+    def __init__(self, engine: Engine, statement: Any) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        self.engine = engine
+        self.sql = str(compiled)
+        self.positions = compiled.positiontup  # None for named paramstyles (psycopg)
+        columns = list(statement.selected_columns)
+        self.names = [c.key for c in columns]
+        self.processors = [c.type._cached_result_processor(engine.dialect, None) for c in columns]
+
+    def first(self, **params: Any) -> dict[str, Any] | None:
+        args = tuple(params[name] for name in self.positions) if self.positions else params
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(self.sql, args)
+            raw = cursor.fetchone()
+            cursor.close()
+        finally:
+            conn.close()  # back to the pool, which rolls back (PostgreSQL) on return
+        if raw is None:
+            return None
+        return {
+            name: (proc(value) if proc is not None else value)
+            for name, proc, value in zip(self.names, self.processors, raw, strict=True)
+        }
+
+
 class Database:
     """One process's engines and session factories.
 
@@ -129,6 +165,7 @@ class Database:
         self.engine = create_db_engine(self.url, settings)
         self.write_engine = writer(self.engine)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._fast: dict[Any, FastQuery] = {}
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
 
     @property
@@ -145,6 +182,13 @@ class Database:
         """A session that commits on success and rolls back on error."""
         with self._write() as session, session.begin():
             yield session
+
+    def fast(self, statement: Any) -> FastQuery:
+        """``statement`` as a :class:`FastQuery` on this database, compiled once."""
+        query = self._fast.get(statement)
+        if query is None:
+            query = self._fast[statement] = FastQuery(self.engine, statement)
+        return query
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,8 +35,9 @@ def iso(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def job_view(job: Job | Row) -> dict[str, Any]:
-    """The job as the API shows it (see ``schemas.Job``), from an ORM object or a Core row."""
+def job_view(job: Job | SimpleNamespace) -> dict[str, Any]:
+    """The job as the API shows it (see ``schemas.Job``), from an ORM object or the columns
+    of :func:`repository.job_row`."""
     error = None
     if job.error_type is not None:
         error = {
@@ -131,9 +132,8 @@ def submit(
 
 
 def view(db: Database, job_id: str) -> dict[str, Any]:
-    """The job's view straight from one Core query on a pooled connection."""
-    with db.engine.connect() as conn:
-        row = repository.job_row(conn, job_id)
+    """The job's view, straight from one indexed read."""
+    row = repository.job_row(db, job_id)
     if row is None:
         raise NotFound(f"There is no job {job_id!r}.")
     return job_view(row)
