@@ -125,14 +125,6 @@ def test_every_plot_of_a_trained_job_is_a_valid_png_and_svg(client, drain, kind)
     assert_svg(client.get(f"{base}/gradient-checks.svg"))
 
 
-def test_the_same_svg_twice_is_the_same_bytes(client, drain):
-    job_id = submit(client, SPECS["softmax_spiral"])
-    drain()
-    for plot in ("loss", "fit"):  # no random ids, no timestamp
-        first = client.get(f"/v1/jobs/{job_id}/plots/{plot}.svg").content
-        assert client.get(f"/v1/jobs/{job_id}/plots/{plot}.svg").content == first
-
-
 def test_the_fit_uses_the_trained_parameters_on_the_regenerated_data(client, drain):
     line_id = submit(client, {**SPECS["linear_line"], "iterations": 300})
     blobs_id = submit(client, SPECS["logistic_blobs"])
@@ -248,13 +240,19 @@ def test_the_plots_are_documented_as_images(client):
     assert "409" in paths["/v1/jobs/{job_id}/plots/fit.{fmt}"]["get"]["responses"]
 
 
-def test_renders_from_many_threads_at_once_are_all_the_same_bytes():
+def test_the_same_data_gives_the_same_bytes_even_from_many_threads_at_once():
+    # No random SVG ids, no timestamps, no shared state trampled by concurrent renders.
     curve = Curve("x", np.arange(50), np.linspace(2.0, 0.1, 50), None, 50, "mse")
+    grid = np.linspace(-1, 1, 30)
+    classes = (grid[:, None] + grid[None, :] > 0).astype(np.int64)
+    regions = Regions(grid, grid, classes, np.zeros((2, 2)), np.array([0, 1]), 2, 1.0)
 
-    def draw(_: int) -> bytes:
+    def draw(i: int) -> bytes:
+        if i % 2:
+            return render.regions_chart(regions, "threads", "svg")
         return render.loss_chart(curve, "threads", True, "svg")
 
-    expected = draw(0)
+    expected = [draw(0), draw(1)]
     with ThreadPoolExecutor(max_workers=6) as pool:
-        results = list(pool.map(draw, range(6)))
-    assert all(r == expected for r in results)
+        results = list(pool.map(draw, range(8)))
+    assert results == expected * 4
