@@ -131,9 +131,9 @@ class FastQuery:
         self.engine = engine
         self.sql = str(compiled)
         self.positions = compiled.positiontup  # None for named paramstyles (psycopg)
-        columns = list(statement.selected_columns)
-        self.names = [c.key for c in columns]
-        self.processors = [c.type._cached_result_processor(engine.dialect, None) for c in columns]
+        self.columns = list(statement.selected_columns)
+        self.names = [c.key for c in self.columns]
+        self.processors: list[Any] | None = None  # from the first cursor's description
 
     def first(self, **params: Any) -> dict[str, Any] | None:
         args = tuple(params[name] for name in self.positions) if self.positions else params
@@ -142,6 +142,11 @@ class FastQuery:
             cursor = conn.cursor()
             cursor.execute(self.sql, args)
             raw = cursor.fetchone()
+            if self.processors is None:
+                self.processors = [
+                    c.type._cached_result_processor(self.engine.dialect, d[1])
+                    for c, d in zip(self.columns, cursor.description, strict=True)
+                ]
             cursor.close()
         finally:
             conn.close()  # back to the pool, which rolls back (PostgreSQL) on return
