@@ -1,4 +1,5 @@
-"""Real processes for tests: `gradlab worker` and `gradlab serve`, as a user starts them."""
+"""Real processes, as a user starts them: `gradlab serve` and `gradlab worker`, for the
+benchmarks and the tests."""
 
 from __future__ import annotations
 
@@ -125,3 +126,11 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")

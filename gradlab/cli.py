@@ -71,6 +71,15 @@ def migrate() -> None:
     typer.echo(f"database at {migrations.head_revision()}")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmark suite (options: see `gradlab bench --help-bench`)."""
+    from bench.suite import main as bench_main
+
+    args = ["--help" if a == "--help-bench" else a for a in ctx.args]
+    raise typer.Exit(bench_main(args))
+
+
 for _command in client.COMMANDS:  # submit, jobs, show, metrics, cancel, sweep
     app.command(rich_help_panel="Client (--url or GRADLAB_URL)")(_command)
 

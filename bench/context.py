@@ -1,0 +1,121 @@
+"""What every benchmark section shares: the database, a work folder, real processes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, update
+
+from bench.procs import Server
+from service import migrate
+from service.db import Database
+from service.jobs import service as jobs_service
+from service.jobs.spec import JobSpec
+from service.metrics.chunks import chunk_row
+from service.queue import notify
+from service.settings import Settings
+from service.tables import Job
+from worker.queue import SUCCEEDED, Claim, Flush, Queue
+from worker.runner import encode_state, records_block
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def parse_time(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+class Context:
+    def __init__(self, url: str, work: Path) -> None:
+        self.url, self.work = url, work
+        work.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(url)
+        self.settings = Settings(database_url=url)
+        self.db = Database(url, self.settings)
+
+    @property
+    def engine_name(self) -> str:
+        return "PostgreSQL" if self.db.engine.dialect.name == "postgresql" else "SQLite"
+
+    def server(self, workers: int = 0, name: str = "serve", **settings: Any) -> Server:
+        return Server(self.url, workers=workers, log=self.work / f"{name}.log", **settings)
+
+    def insert_jobs(self, spec: dict[str, Any], count: int, name: str | None = None) -> str:
+        """Queue ``count`` jobs in one transaction, all named ``name``; the name."""
+        name = name or f"bench-{uuid.uuid4().hex[:8]}"
+        parsed = JobSpec.model_validate({**spec, "name": name})
+        with self.db.write_session() as session:
+            for _ in range(count):
+                job = jobs_service.new_job(parsed, self.settings)
+                session.add(job)
+            notify(session)
+        return name
+
+    def count(self, name: str, statuses: Sequence[str] = TERMINAL) -> int:
+        with self.db.engine.connect() as conn:
+            query = select(func.count()).where(Job.name == name, Job.status.in_(statuses))
+            return conn.execute(query).scalar_one()
+
+    def wait_named(self, name: str, count: int, timeout: float = 300) -> float:
+        """Wait until ``count`` jobs named ``name`` are finished; the moment it happened."""
+        deadline = time.monotonic() + timeout
+        while self.count(name) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: {self.count(name)}/{count} finished")
+            time.sleep(0.01)
+        return time.perf_counter()
+
+    def running_job(self, spec: dict[str, Any]) -> Claim:
+        """A job of ours marked running, and a claim on it: for driving the write path."""
+        name = self.insert_jobs(spec, 1)
+        with self.db.write_session() as session:
+            job = session.scalars(select(Job).where(Job.name == name)).one()
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(
+                    status="running",
+                    attempts=1,
+                    worker_id="bench",
+                    lease_expires_at=time.time() + 3600,
+                )
+            )
+            return Claim(job.id, 1, job.spec, None, 0, None, None, None)
+
+    def write_points(
+        self, claim: Claim, points: int, chunk: int = 1000, finish: bool = False
+    ) -> float:
+        """Write ``points`` synthetic classifier points through the worker's flush path; the
+        seconds it took (records → blocks → chunks → fenced transactions with checkpoints)."""
+        rng = np.random.default_rng(0)
+        loss = np.abs(rng.standard_normal(points)).cumsum()[::-1] / points
+        records = [(i, float(v), float(v), 0.0, 0.5, 0.75) for i, v in enumerate(loss.tolist())]
+        state = encode_state(
+            {"iteration": 0, "params": {"W": np.zeros((2, 3)), "b": np.zeros(3)}, "velocity": {}}
+        )
+        queue = Queue(self.db, self.settings, "bench")
+        start = time.perf_counter()
+        for first in range(0, points, chunk):
+            block = records_block(records[first : first + chunk])
+            last = first + len(block) - 1
+            flush = Flush(
+                chunk=chunk_row(claim.job_id, block),
+                state=state,
+                iterations_done=last + 1,
+                final_loss=float(block[-1, 1]),
+                final_accuracy=0.75,
+                best_loss=float(block[-1, 1]),
+                best_iteration=last,
+            )
+            done = finish and last == points - 1
+            queue.flush(claim, flush, SUCCEEDED if done else None)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.db.dispose()
