@@ -23,7 +23,9 @@ def test_a_sweep_makes_one_job_per_combination_and_sorts_their_results(client, d
     sweep = r.json()
     assert client.get(r.headers["location"]).json()["id"] == sweep["id"]
     assert len(sweep["jobs"]) == 6
-    combos = [(j["overrides"]["optimizer.learning_rate"], j["overrides"]["l2"]) for j in sweep["jobs"]]
+    combos = [
+        (j["overrides"]["optimizer.learning_rate"], j["overrides"]["l2"]) for j in sweep["jobs"]
+    ]
     assert combos == [(lr, l2) for lr in (0.01, 0.1, 1.0) for l2 in (0, 0.001)]
     assert all(j["status"] == "queued" for j in sweep["jobs"])
     assert sweep["jobs"][0]["name"] == "lr-l2[learning_rate=0.01,l2=0]"
