@@ -15,6 +15,8 @@ SQLite is opened on purpose as follows (see the README's storage section):
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,12 +120,14 @@ def retry_locked(fn: Callable[[], T], attempts: int = 5, delay: float = 0.05) ->
 
 
 class FastQuery:
-    """A SELECT for the hottest reads: compiled once per dialect by SQLAlchemy, run on a pooled
-    DBAPI cursor, its values converted by the column types' own result processors.
+    """A SELECT for the hottest reads: compiled once per dialect by SQLAlchemy, run on a DBAPI
+    cursor, its values converted by the column types' own result processors.
 
     A Core execution costs ~100 µs of Python around a ~15 µs SQLite lookup; this skips the
-    Connection/Result machinery but keeps SQLAlchemy's SQL and type conversions. Use it for
-    single-row reads that need no transaction.
+    Connection/Result machinery but keeps SQLAlchemy's SQL and type conversions. It is meant
+    for single-row reads on the event loop: each thread keeps one connection of its own,
+    outside the pool, in autocommit — so a read on the loop never waits for a pooled
+    connection (which threads streaming a response may hold until the loop sends it).
     """
 
     def __init__(self, engine: Engine, statement: Any) -> None:
@@ -134,22 +138,40 @@ class FastQuery:
         self.columns = list(statement.selected_columns)
         self.names = [c.key for c in self.columns]
         self.processors: list[Any] | None = None  # from the first cursor's description
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.raw_connection()
+            conn.detach()  # ours for this thread's life, not the pool's
+            if self.engine.dialect.name == "postgresql":
+                conn.dbapi_connection.autocommit = True
+            self._local.conn = conn
+        return conn
 
     def first(self, **params: Any) -> dict[str, Any] | None:
         args = tuple(params[name] for name in self.positions) if self.positions else params
-        conn = self.engine.raw_connection()
-        try:
-            cursor = conn.cursor()
-            cursor.execute(self.sql, args)
-            raw = cursor.fetchone()
-            if self.processors is None:
-                self.processors = [
-                    c.type._cached_result_processor(self.engine.dialect, d[1])
-                    for c, d in zip(self.columns, cursor.description, strict=True)
-                ]
-            cursor.close()
-        finally:
-            conn.close()  # back to the pool, which rolls back (PostgreSQL) on return
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                cursor = conn.cursor()
+                cursor.execute(self.sql, args)
+                raw = cursor.fetchone()
+                description = cursor.description
+                cursor.close()
+                break
+            except self.engine.dialect.loaded_dbapi.Error:
+                self._local.conn = None  # a broken connection (a server restart): redo once
+                with contextlib.suppress(Exception):
+                    conn.close()
+                if attempt == 2:
+                    raise
+        if self.processors is None:
+            self.processors = [
+                c.type._cached_result_processor(self.engine.dialect, d[1])
+                for c, d in zip(self.columns, description, strict=True)
+            ]
         if raw is None:
             return None
         return {

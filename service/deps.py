@@ -1,9 +1,11 @@
-"""Typed dependencies, in one place: the settings, the database and its sessions.
+"""Typed dependencies, in one place: the settings, the database and a read session.
 
-A read session begins a deferred transaction and is rolled back when the request ends.
-A write session takes SQLite's write lock when it begins, and commits when the endpoint
-returns without error — before the response is sent, so a client never sees a 201 for a
-row that did not commit.
+A read session begins a deferred transaction (a snapshot, no lock) and is rolled back when
+the endpoint returns. Writes do not come from a dependency: an endpoint that writes opens
+``db.write_session()`` itself, so the transaction begins and commits inside one call in one
+thread. A yield-dependency would begin it in one threadpool task and commit it in another;
+under load every pool thread can then be waiting for SQLite's write lock while the holder
+waits for a free thread to commit — a deadlock that only the busy timeout breaks.
 """
 
 from __future__ import annotations
@@ -32,12 +34,6 @@ def get_read_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_write_session(request: Request) -> Iterator[Session]:
-    with request.app.state.db.write_session() as session:
-        yield session
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
-WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
-from service.deps import DatabaseDep, ReadSessionDep, SettingsDep, WriteSessionDep
+from service.deps import DatabaseDep, ReadSessionDep, SettingsDep
 from service.errors import ErrorBody, json_response
 from service.jobs import repository, schemas, service
 from service.jobs.examples import SEEDS
@@ -37,7 +37,7 @@ INVALID = {
 )
 def submit_job(
     request: Request,
-    session: WriteSessionDep,
+    db: DatabaseDep,
     settings: SettingsDep,
     spec: Annotated[JobSpec, Body(openapi_examples=SEEDS)],
     idempotency_key: Annotated[
@@ -48,12 +48,13 @@ def submit_job(
         ),
     ] = None,
 ) -> Response:
-    job, created = service.submit(session, spec, settings, idempotency_key)
-    session.flush()
+    with db.write_session() as session:
+        job, created = service.submit(session, spec, settings, idempotency_key)
+        view = service.job_view(job)
     headers = {"Location": str(request.url_for("get_job", job_id=job.id))}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(service.job_view(job), 201 if created else 200, headers)
+    return json_response(view, 201 if created else 200, headers)
 
 
 @router.get(
@@ -121,8 +122,9 @@ async def get_job(db: DatabaseDep, job_id: str) -> Response:
     description="A queued job is cancelled at once; a running one stops at its next flush "
     "(within GRADLAB_FLUSH_SECONDS) and keeps what it recorded. A cancelled job is never retried.",
 )
-def cancel_job(session: WriteSessionDep, job_id: str) -> Response:
-    return json_response(service.job_view(service.cancel(session, job_id)))
+def cancel_job(db: DatabaseDep, job_id: str) -> Response:
+    with db.write_session() as session:
+        return json_response(service.job_view(service.cancel(session, job_id)))
 
 
 @router.delete(
@@ -131,8 +133,9 @@ def cancel_job(session: WriteSessionDep, job_id: str) -> Response:
     responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "Still queued or running."}},
     summary="Delete a finished job and everything it recorded",
 )
-def delete_job(session: WriteSessionDep, job_id: str) -> Response:
-    service.delete(session, job_id)
+def delete_job(db: DatabaseDep, job_id: str) -> Response:
+    with db.write_session() as session:
+        service.delete(session, job_id)
     return Response(status_code=204)
 
 

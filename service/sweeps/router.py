@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
-from service.deps import ReadSessionDep, SettingsDep, WriteSessionDep
+from service.deps import DatabaseDep, ReadSessionDep, SettingsDep
 from service.errors import ErrorBody, json_response
 from service.sweeps import schemas, service
 
@@ -44,13 +44,15 @@ EXAMPLE = {
 )
 def create_sweep(
     request: Request,
-    session: WriteSessionDep,
+    db: DatabaseDep,
     settings: SettingsDep,
     body: Annotated[schemas.SweepRequest, Body(openapi_examples=EXAMPLE)],
 ) -> Response:
-    sweep, jobs = service.create(session, body, settings)
+    with db.write_session() as session:
+        sweep, jobs = service.create(session, body, settings)
+        view = service.view(sweep, jobs)
     headers = {"Location": str(request.url_for("get_sweep", sweep_id=sweep.id))}
-    return json_response(service.view(sweep, jobs), 201, headers)
+    return json_response(view, 201, headers)
 
 
 @router.get(
