@@ -23,7 +23,6 @@ Format = Literal["points", "columns", "csv"]
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _ROW = b'{"iteration":%b,"loss":%b,"data_loss":%b,"reg_loss":%b,"grad_norm":%b,"accuracy":%b}'
-_CSV_ROW = b"%b,%b,%b,%b,%b,%b\n"
 CSV_HEADER = (",".join(COLUMNS) + "\n").encode()
 BATCH_CHUNKS = 64  # chunks per streamed piece: ~64k points, a few MB
 
@@ -133,12 +132,27 @@ def _tokens(values: np.ndarray) -> list[bytes]:
     return orjson.dumps(np.ascontiguousarray(values), option=_NUMPY)[1:-1].split(b",")
 
 
-def _rows(block: np.ndarray, template: bytes, sep: bytes, null: bytes = b"null") -> bytes:
+def _rows(block: np.ndarray) -> bytes:
+    """JSON objects, one per point, comma-separated."""
     toks = [_tokens(block[:, 0].astype(np.int64))]
     toks += [_tokens(block[:, j]) for j in range(1, WIDTH)]
-    if null != b"null":
-        toks[5] = [null if t == b"null" else t for t in toks[5]]
-    return ((template + sep) * len(block)) % tuple(chain.from_iterable(zip(*toks, strict=True)))
+    rows = (_ROW + b",") * len(block) % tuple(chain.from_iterable(zip(*toks, strict=True)))
+    return rows[:-1]
+
+
+def _csv_lines(block: np.ndarray) -> bytes:
+    """CSV lines. orjson writes each row's floats at once (``[[a,b,…],[…]]``), so a line is
+    the iteration and one ready-made row: two fields to splice instead of six."""
+    iterations = _tokens(block[:, 0].astype(np.int64))
+    accuracy = block[:, 5]
+    missing = np.isnan(accuracy)
+    if missing.all():  # regression: no accuracy column to write
+        values, template = block[:, 1:5], b"%b,%b,\n"
+    else:
+        values, template = block[:, 1:6], b"%b,%b\n"
+    dumped = orjson.dumps(np.ascontiguousarray(values), option=_NUMPY)[2:-2].split(b"],[")
+    lines = template * len(block) % tuple(chain.from_iterable(zip(iterations, dumped, strict=True)))
+    return lines.replace(b"null", b"") if missing.any() and not missing.all() else lines
 
 
 def _head(job_id: str, total: int, downsampled: bool) -> bytes:
@@ -154,7 +168,7 @@ def points_json(
     for block in blocks:
         if not len(block):
             continue
-        body = _rows(block, _ROW, b",")[:-1]
+        body = _rows(block)
         yield body if first else b"," + body
         first = False
     yield b"]}"
@@ -183,7 +197,7 @@ def csv_rows(blocks: Iterator[np.ndarray]) -> Iterator[bytes]:
     yield CSV_HEADER
     for block in blocks:
         if len(block):
-            yield _rows(block, _CSV_ROW, b"", null=b"")
+            yield _csv_lines(block)
 
 
 def block_columns(block: np.ndarray) -> Iterator[tuple[str, Iterator[np.ndarray]]]:

@@ -481,3 +481,17 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+def test_csv_of_a_regression_leaves_accuracy_empty(client, drain):
+    job = submit(client, LINE)
+    drain()
+    points = client.get(f"/v1/jobs/{job['id']}/metrics").json()["points"]
+    text = client.get(f"/v1/jobs/{job['id']}/metrics?format=csv").text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == LINE["iterations"]
+    for row, point in zip(rows, points, strict=True):
+        assert row["accuracy"] == "" and point["accuracy"] is None
+        assert int(row["iteration"]) == point["iteration"]
+        assert float(row["loss"]) == point["loss"]
+        assert float(row["grad_norm"]) == point["grad_norm"]
