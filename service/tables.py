@@ -138,15 +138,18 @@ class MetricChunk(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     first_iteration: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+    # The rollups come before the series: SQLite keeps a row's first bytes in the b-tree
+    # page and the rest in a chain of overflow pages, so a read of the rollups alone (a
+    # downsampled history) never walks the ~40 KB of packed series behind them.
+    loss_min: Mapped[float] = mapped_column(Float)
+    loss_max: Mapped[float] = mapped_column(Float)
+    loss_last: Mapped[float] = mapped_column(Float)
+    extremes: Mapped[bytes] = mapped_column(LargeBinary)
     loss: Mapped[bytes] = mapped_column(LargeBinary)
     data_loss: Mapped[bytes] = mapped_column(LargeBinary)
     reg_loss: Mapped[bytes] = mapped_column(LargeBinary)
     grad_norm: Mapped[bytes] = mapped_column(LargeBinary)
     accuracy: Mapped[bytes | None] = mapped_column(LargeBinary)
-    loss_min: Mapped[float] = mapped_column(Float)
-    loss_max: Mapped[float] = mapped_column(Float)
-    loss_last: Mapped[float] = mapped_column(Float)
-    extremes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class GradientCheck(Base):

@@ -122,15 +122,17 @@ def upgrade() -> None:
         sa.Column("job_id", sa.String(32), nullable=False),
         sa.Column("first_iteration", sa.BigInteger(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
+        # Rollups first: in SQLite they stay in the row's b-tree page, so reading them never
+        # walks the overflow pages that hold the packed series.
+        sa.Column("loss_min", sa.Float(), nullable=False),
+        sa.Column("loss_max", sa.Float(), nullable=False),
+        sa.Column("loss_last", sa.Float(), nullable=False),
+        sa.Column("extremes", sa.LargeBinary(), nullable=False),
         sa.Column("loss", sa.LargeBinary(), nullable=False),
         sa.Column("data_loss", sa.LargeBinary(), nullable=False),
         sa.Column("reg_loss", sa.LargeBinary(), nullable=False),
         sa.Column("grad_norm", sa.LargeBinary(), nullable=False),
         sa.Column("accuracy", sa.LargeBinary(), nullable=True),
-        sa.Column("loss_min", sa.Float(), nullable=False),
-        sa.Column("loss_max", sa.Float(), nullable=False),
-        sa.Column("loss_last", sa.Float(), nullable=False),
-        sa.Column("extremes", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobs.id"], name=op.f("fk_metric_chunks_job_id_jobs"), ondelete="CASCADE"
         ),
