@@ -51,5 +51,6 @@ def series(blob: bytes | None, count: int) -> np.ndarray:
 
 
 def extremes(blob: bytes) -> np.ndarray:
-    """The chunk's lowest- and highest-loss points, ``(2, 6)``."""
-    return unpack(blob).reshape(2, WIDTH)
+    """The lowest- and highest-loss points of one chunk's ``extremes`` (or of several,
+    concatenated), as rows of an ``(2k, 6)`` array."""
+    return unpack(blob).reshape(-1, WIDTH)

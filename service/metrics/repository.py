@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from service.tables import MetricChunk
+from service.tables import Job, MetricChunk
 
 T = MetricChunk.__table__
 
@@ -80,4 +80,8 @@ def extremes(conn: Connection, job_id: str, first: int, last: int) -> list[tuple
         .where(T.c.job_id == job_id, T.c.first_iteration >= first, T.c.first_iteration <= last)
         .order_by(T.c.first_iteration)
     )
-    return [(a, b, c) for a, b, c in conn.execute(query)]
+    return [(a, b, c) for a, b, c in conn.execute(query).fetchall()]
+
+
+def job_exists(conn: Connection, job_id: str) -> bool:
+    return conn.execute(select(Job.id).where(Job.id == job_id)).first() is not None

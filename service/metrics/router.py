@@ -8,14 +8,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query
 from starlette.responses import Response, StreamingResponse
 
-from service.deps import DatabaseDep, ReadSessionDep
-from service.errors import ErrorBody, InvalidSpec, Problem
-from service.jobs import service as jobs
+from service.deps import DatabaseDep
+from service.errors import ErrorBody, InvalidSpec, NotFound, Problem
 from service.jobs.schemas import Metrics
 from service.metrics import repository, service
-from service.metrics.chunks import COLUMNS
+from service.metrics.repository import Span
 
 router = APIRouter(prefix="/v1/jobs", tags=["metrics"])
+STREAM_ABOVE = 50_000  # points; smaller answers are built whole and sent with a length
 
 
 @router.get(
@@ -34,7 +34,6 @@ router = APIRouter(prefix="/v1/jobs", tags=["metrics"])
     "`Accept: text/csv` returns CSV. Long histories are streamed.",
 )
 def metrics(
-    session: ReadSessionDep,
     db: DatabaseDep,
     job_id: str,
     start: Annotated[int, Query(ge=0, description="First iteration.")] = 0,
@@ -45,47 +44,29 @@ def metrics(
     format: Annotated[Literal["points", "columns", "csv"] | None, Query()] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
-    jobs.get(session, job_id)
-    session.rollback()  # done with the session; the stream reads on its own connection
     if end is not None and end < start:
         raise InvalidSpec([Problem(("query:end",), "end must not be before start.")])
     fmt = format or ("csv" if accept and "text/csv" in accept else "points")
-    body = _stream(db, job_id, start, end, max_points, fmt)
-    first = next(body)  # reads the span (and any 404-free errors) before answering
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     headers = (
         {"Content-Disposition": f'attachment; filename="{job_id}.csv"'} if fmt == "csv" else None
     )
-    return StreamingResponse(_prepend(first, body), media_type=media, headers=headers)
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
-
-
-def _stream(
-    db: DatabaseDep, job_id: str, start: int, end: int | None, max_points: int | None, fmt: str
-) -> Iterator[bytes]:
     with db.engine.connect() as conn:
+        if not repository.job_exists(conn, job_id):
+            raise NotFound(f"There is no job {job_id!r}.")
         sp = repository.span(conn, job_id, start, end)
         if max_points is not None and sp.total > max_points:
             block = service.downsample(conn, job_id, sp, max_points)
-            if fmt == "csv":
-                yield from service.csv_rows(iter([block]))
-            elif fmt == "columns":
-                yield from service.columns_json(
-                    job_id, sp.total, True, service.block_columns(block)
-                )
-            else:
-                yield from service.points_json(job_id, sp.total, True, iter([block]))
-            return
-        if fmt == "csv":
-            yield from service.csv_rows(service.iter_blocks(conn, job_id, sp))
-        elif fmt == "columns":
-            columns = ((name, service.iter_column(conn, job_id, sp, name)) for name in COLUMNS)
-            yield from service.columns_json(job_id, sp.total, False, columns)
-        else:
-            yield from service.points_json(
-                job_id, sp.total, False, service.iter_blocks(conn, job_id, sp)
-            )
+            body = b"".join(service.render_block(fmt, job_id, sp.total, block))
+            return Response(body, media_type=media, headers=headers)
+        if sp.total <= STREAM_ABOVE:
+            body = b"".join(service.render(fmt, conn, job_id, sp))
+            return Response(body, media_type=media, headers=headers)
+    return StreamingResponse(_stream(db, job_id, sp, fmt), media_type=media, headers=headers)
+
+
+def _stream(db: DatabaseDep, job_id: str, sp: Span, fmt: str) -> Iterator[bytes]:
+    """A long history, piece by piece, on a connection of its own. The span was fixed
+    before answering: chunks written meanwhile are not part of this response."""
+    with db.engine.connect() as conn:
+        yield from service.render(fmt, conn, job_id, sp)

@@ -24,7 +24,7 @@ Format = Literal["points", "columns", "csv"]
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _ROW = b'{"iteration":%b,"loss":%b,"data_loss":%b,"reg_loss":%b,"grad_norm":%b,"accuracy":%b}'
 CSV_HEADER = (",".join(COLUMNS) + "\n").encode()
-BATCH_CHUNKS = 64  # chunks per streamed piece: ~64k points, a few MB
+BATCH_CHUNKS = 16  # chunks per streamed piece: ~16k points, 1-2 MB of text
 
 
 def iter_blocks(conn: Connection, job_id: str, sp: Span) -> Iterator[np.ndarray]:
@@ -101,7 +101,7 @@ def downsample(conn: Connection, job_id: str, sp: Span, max_points: int) -> np.n
         first_edge = read_all(conn, job_id, Span(sp.start, sum(sp.chunks[0]) - 1, sp.chunks[:1]))
         last_edge = read_all(conn, job_id, Span(sp.chunks[-1][0], sp.end, sp.chunks[-1:]))
         rollups = repository.extremes(conn, job_id, inner[0][0], inner[-1][0])
-        middle = np.concatenate([extremes(blob) for _, _, blob in rollups])
+        middle = extremes(b"".join(blob for _, _, blob in rollups))
         candidates = np.concatenate([first_edge, middle, last_edge])
         head, tail = first_edge[0], last_edge[-1]
     iters = candidates[:, 0]
@@ -198,6 +198,27 @@ def csv_rows(blocks: Iterator[np.ndarray]) -> Iterator[bytes]:
     for block in blocks:
         if len(block):
             yield _csv_lines(block)
+
+
+def render(fmt: str, conn: Connection, job_id: str, sp: Span) -> Iterator[bytes]:
+    """Every point of a span in ``fmt`` (points, columns or csv), piece by piece."""
+    if fmt == "csv":
+        yield from csv_rows(iter_blocks(conn, job_id, sp))
+    elif fmt == "columns":
+        columns = ((name, iter_column(conn, job_id, sp, name)) for name in COLUMNS)
+        yield from columns_json(job_id, sp.total, False, columns)
+    else:
+        yield from points_json(job_id, sp.total, False, iter_blocks(conn, job_id, sp))
+
+
+def render_block(fmt: str, job_id: str, total: int, block: np.ndarray) -> Iterator[bytes]:
+    """A downsampled block in ``fmt``."""
+    if fmt == "csv":
+        yield from csv_rows(iter([block]))
+    elif fmt == "columns":
+        yield from columns_json(job_id, total, True, block_columns(block))
+    else:
+        yield from points_json(job_id, total, True, iter([block]))
 
 
 def block_columns(block: np.ndarray) -> Iterator[tuple[str, Iterator[np.ndarray]]]:
