@@ -112,6 +112,48 @@ def _fence_statement(columns: tuple[str, ...]) -> Any:
     )
 
 
+# The statements of every claim and flush, built once (building one costs more than running it).
+_EXPIRED = (
+    select(jobs.c.id, jobs.c.attempts, jobs.c.cancel_requested)
+    .where(jobs.c.status == "running", jobs.c.lease_expires_at < bindparam("now"))
+    .order_by(jobs.c.lease_expires_at)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_QUEUED = (
+    select(jobs.c.id, jobs.c.attempts)
+    .where(jobs.c.status == "queued")
+    .order_by(jobs.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_TAKE = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("take_id"))
+    .values(
+        status="running",
+        attempts=bindparam("take_attempts"),
+        worker_id=bindparam("take_worker"),
+        lease_expires_at=bindparam("take_lease"),
+        started_at=func.coalesce(jobs.c.started_at, bindparam("take_now")),
+    )
+    .returning(
+        jobs.c.spec,
+        jobs.c.iterations_done,
+        jobs.c.best_loss,
+        jobs.c.best_iteration,
+        jobs.c.checks_passed,
+    )
+)
+_CHECKPOINT = select(checkpoints.c.state).where(checkpoints.c.job_id == bindparam("job_id"))
+_NEW_ATTEMPT = insert(attempts)
+_END_ATTEMPT = (
+    update(attempts)
+    .where(attempts.c.job_id == bindparam("end_job"), attempts.c.number == bindparam("end_number"))
+    .values(outcome=bindparam("outcome"), ended_at=bindparam("ended_at"))
+)
+
+
 class Queue:
     """Claims and fenced writes for one worker."""
 
@@ -129,27 +171,14 @@ class Queue:
 
     def _claim(self) -> Claim | None:
         with self.db.write_engine.begin() as conn:
-            now = time.time()
             while True:
-                row = conn.execute(
-                    select(jobs.c.id, jobs.c.attempts, jobs.c.cancel_requested)
-                    .where(jobs.c.status == "running", jobs.c.lease_expires_at < now)
-                    .order_by(jobs.c.lease_expires_at)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                ).first()
+                row = conn.execute(_EXPIRED, {"now": time.time()}).first()
                 if row is None:
                     break
                 claim = self._recover(conn, row.id, row.attempts, row.cancel_requested)
                 if claim is not None:
                     return claim
-            row = conn.execute(
-                select(jobs.c.id, jobs.c.attempts)
-                .where(jobs.c.status == "queued")
-                .order_by(jobs.c.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).first()
+            row = conn.execute(_QUEUED).first()
             if row is None:
                 return None
             return self._take(conn, row.id, row.attempts)
@@ -187,37 +216,28 @@ class Queue:
     def _take(self, conn: Connection, job_id: str, attempt: int) -> Claim:
         moment = utcnow()
         number = attempt + 1
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job_id)
-            .values(
-                status="running",
-                attempts=number,
-                worker_id=self.worker_id,
-                lease_expires_at=time.time() + self.settings.lease_seconds,
-                started_at=func.coalesce(jobs.c.started_at, moment),
-            )
-        )
         job = conn.execute(
-            select(
-                jobs.c.spec,
-                jobs.c.iterations_done,
-                jobs.c.best_loss,
-                jobs.c.best_iteration,
-                jobs.c.checks_passed,
-            ).where(jobs.c.id == job_id)
+            _TAKE,
+            {
+                "take_id": job_id,
+                "take_attempts": number,
+                "take_worker": self.worker_id,
+                "take_lease": time.time() + self.settings.lease_seconds,
+                "take_now": moment,
+            },
         ).one()
-        state = conn.execute(
-            select(checkpoints.c.state).where(checkpoints.c.job_id == job_id)
-        ).scalar_one_or_none()
+        state = None
+        if job.iterations_done:  # a resumed job: its checkpoint
+            state = conn.execute(_CHECKPOINT, {"job_id": job_id}).scalar_one_or_none()
         conn.execute(
-            insert(attempts).values(
-                job_id=job_id,
-                number=number,
-                worker_id=self.worker_id,
-                started_at=moment,
-                start_iteration=job.iterations_done,
-            )
+            _NEW_ATTEMPT,
+            {
+                "job_id": job_id,
+                "number": number,
+                "worker_id": self.worker_id,
+                "started_at": moment,
+                "start_iteration": job.iterations_done,
+            },
         )
         return Claim(
             job_id=job_id,
@@ -294,11 +314,13 @@ class Queue:
                     _upsert(conn, checkpoints, [row], ("job_id",))
                 if finish is not None:
                     conn.execute(
-                        update(attempts)
-                        .where(
-                            attempts.c.job_id == claim.job_id, attempts.c.number == claim.attempt
-                        )
-                        .values(outcome=finish.outcome, ended_at=utcnow())
+                        _END_ATTEMPT,
+                        {
+                            "end_job": claim.job_id,
+                            "end_number": claim.attempt,
+                            "outcome": finish.outcome,
+                            "ended_at": utcnow(),
+                        },
                     )
                 return cancel
 
