@@ -120,30 +120,40 @@ _EXPIRED = (
     .limit(1)
     .with_for_update(skip_locked=True)
 )
-_QUEUED = (
-    select(jobs.c.id, jobs.c.attempts)
+_CLAIMED = (
+    jobs.c.id,
+    jobs.c.attempts,
+    jobs.c.spec,
+    jobs.c.iterations_done,
+    jobs.c.best_loss,
+    jobs.c.best_iteration,
+    jobs.c.checks_passed,
+)
+_CLAIM_VALUES = {
+    "status": "running",
+    "attempts": jobs.c.attempts + 1,
+    "worker_id": bindparam("take_worker"),
+    "lease_expires_at": bindparam("take_lease"),
+    "started_at": func.coalesce(jobs.c.started_at, bindparam("take_now")),
+}
+# The oldest queued job, in one statement: on PostgreSQL the subquery skips rows other
+# workers are claiming; on SQLite the transaction already holds the write lock.
+_OLDEST_QUEUED = (
+    select(jobs.c.id)
     .where(jobs.c.status == "queued")
     .order_by(jobs.c.id)
     .limit(1)
     .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_TAKE_QUEUED = (
+    update(jobs)
+    .where(jobs.c.id == _OLDEST_QUEUED, jobs.c.status == "queued")
+    .values(_CLAIM_VALUES)
+    .returning(*_CLAIMED)
 )
 _TAKE = (
-    update(jobs)
-    .where(jobs.c.id == bindparam("take_id"))
-    .values(
-        status="running",
-        attempts=bindparam("take_attempts"),
-        worker_id=bindparam("take_worker"),
-        lease_expires_at=bindparam("take_lease"),
-        started_at=func.coalesce(jobs.c.started_at, bindparam("take_now")),
-    )
-    .returning(
-        jobs.c.spec,
-        jobs.c.iterations_done,
-        jobs.c.best_loss,
-        jobs.c.best_iteration,
-        jobs.c.checks_passed,
-    )
+    update(jobs).where(jobs.c.id == bindparam("take_id")).values(_CLAIM_VALUES).returning(*_CLAIMED)
 )
 _CHECKPOINT = select(checkpoints.c.state).where(checkpoints.c.job_id == bindparam("job_id"))
 _NEW_ATTEMPT = insert(attempts)
@@ -162,6 +172,9 @@ class Queue:
         self.settings = settings
         self.worker_id = worker_id
         self.postgres = db.engine.dialect.name == "postgresql"
+        # Expired leases are looked for on an idle poll, and at most this often while busy.
+        self._recovery_interval = min(1.0, settings.lease_seconds / 10)
+        self._next_recovery = 0.0
 
     # --- claiming ---------------------------------------------------------------------
 
@@ -171,17 +184,26 @@ class Queue:
 
     def _claim(self) -> Claim | None:
         with self.db.write_engine.begin() as conn:
-            while True:
-                row = conn.execute(_EXPIRED, {"now": time.time()}).first()
-                if row is None:
-                    break
-                claim = self._recover(conn, row.id, row.attempts, row.cancel_requested)
-                if claim is not None:
-                    return claim
-            row = conn.execute(_QUEUED).first()
-            if row is None:
+            now = time.monotonic()
+            if now >= self._next_recovery:  # dead workers' jobs first, now and then
+                self._next_recovery = now + self._recovery_interval
+                while (row := conn.execute(_EXPIRED, {"now": time.time()}).first()) is not None:
+                    claim = self._recover(conn, row.id, row.attempts, row.cancel_requested)
+                    if claim is not None:
+                        return claim
+            moment = utcnow()
+            job = conn.execute(
+                _TAKE_QUEUED,
+                {
+                    "take_worker": self.worker_id,
+                    "take_lease": time.time() + self.settings.lease_seconds,
+                    "take_now": moment,
+                },
+            ).first()
+            if job is None:
+                self._next_recovery = now  # idle: look for expired leases on every poll
                 return None
-            return self._take(conn, row.id, row.attempts)
+            return self._attempt(conn, job, moment)
 
     def _recover(self, conn: Connection, job_id: str, attempt: int, cancel: bool) -> Claim | None:
         """The worker of ``attempt`` died: record the loss, then retry, cancel or give up."""
@@ -211,37 +233,40 @@ class Queue:
                 .values(status="failed", error_type="worker_lost", error_message=message, **done)
             )
             return None
-        return self._take(conn, job_id, attempt)
+        return self._take(conn, job_id)
 
-    def _take(self, conn: Connection, job_id: str, attempt: int) -> Claim:
+    def _take(self, conn: Connection, job_id: str) -> Claim:
+        """Claim a job whose lease expired (its row is locked by the caller)."""
         moment = utcnow()
-        number = attempt + 1
         job = conn.execute(
             _TAKE,
             {
                 "take_id": job_id,
-                "take_attempts": number,
                 "take_worker": self.worker_id,
                 "take_lease": time.time() + self.settings.lease_seconds,
                 "take_now": moment,
             },
         ).one()
+        return self._attempt(conn, job, moment)
+
+    def _attempt(self, conn: Connection, job: Any, moment: datetime) -> Claim:
+        """Record the attempt a claim starts; the claim."""
         state = None
         if job.iterations_done:  # a resumed job: its checkpoint
-            state = conn.execute(_CHECKPOINT, {"job_id": job_id}).scalar_one_or_none()
+            state = conn.execute(_CHECKPOINT, {"job_id": job.id}).scalar_one_or_none()
         conn.execute(
             _NEW_ATTEMPT,
             {
-                "job_id": job_id,
-                "number": number,
+                "job_id": job.id,
+                "number": job.attempts,
                 "worker_id": self.worker_id,
                 "started_at": moment,
                 "start_iteration": job.iterations_done,
             },
         )
         return Claim(
-            job_id=job_id,
-            attempt=number,
+            job_id=job.id,
+            attempt=job.attempts,
             spec=job.spec,
             checkpoint=state,
             iterations_done=job.iterations_done,
