@@ -19,7 +19,7 @@ from service.db import Database
 from service.queue import CHANNEL
 from service.settings import Settings
 from worker.queue import Queue
-from worker.runner import JobRun
+from worker.runner import Heartbeat, JobRun
 
 log = logging.getLogger("gradlab.worker")
 
@@ -37,6 +37,7 @@ class Worker:
         self.burst = burst  # exit when the queue is empty (tests, batch runs)
         self.db = Database(settings.database_url, settings)
         self.queue = Queue(self.db, settings, self.worker_id)
+        self.heartbeat = Heartbeat(self.queue, min(settings.lease_seconds / 3, 5.0))
         self.stopping = False
         self.current: JobRun | None = None
         self.outcomes: dict[str, int] = {}
@@ -67,6 +68,7 @@ class Worker:
             self.worker_id,
             self.db.engine.url.render_as_string(hide_password=True),
         )
+        self.heartbeat.start()
         try:
             while not self.stopping:
                 try:
@@ -88,7 +90,7 @@ class Worker:
         claim = self.queue.claim()
         if claim is None:
             return False
-        run = JobRun(self.queue, claim, self.settings)
+        run = JobRun(self.queue, claim, self.settings, self.heartbeat)
         self.current = run
         if self.stopping:
             run.interrupt_with("stop")
@@ -138,5 +140,6 @@ class Worker:
                 self._listener = None
 
     def close(self) -> None:
+        self.heartbeat.close()
         self._close_listener()
         self.db.dispose()
