@@ -3,11 +3,13 @@ history read moves megabytes of packed floats and has no use for ORM objects."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
+from service.metrics.chunks import SERIES
 from service.tables import Job, MetricChunk
 
 T = MetricChunk.__table__
@@ -59,18 +61,40 @@ def iter_chunks(
     conn: Connection, job_id: str, first: int, last: int, columns: Sequence[str], batch: int = 64
 ) -> Iterator[tuple[int, int, tuple[bytes | None, ...]]]:
     """``(first_iteration, count, blobs)`` for chunks starting in ``[first, last]``, streamed."""
-    cols = [T.c[name] for name in columns]
-    query = (
-        select(T.c.first_iteration, T.c.count, *cols)
-        .where(T.c.job_id == job_id, T.c.first_iteration >= first, T.c.first_iteration <= last)
-        .order_by(T.c.first_iteration)
+    if conn.dialect.name != "postgresql":
+        cols = [T.c[name] for name in columns]
+        query = (
+            select(T.c.first_iteration, T.c.count, *cols)
+            .where(T.c.job_id == job_id, T.c.first_iteration >= first, T.c.first_iteration <= last)
+            .order_by(T.c.first_iteration)
+        )
+        result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+        try:
+            for row in result:
+                yield row[0], row[1], tuple(row[2:])
+        finally:
+            result.close()
+        return
+    if not set(columns) <= set(SERIES):
+        raise ValueError(f"unknown series {columns}")
+    # PostgreSQL: a server-side cursor (bounded memory) in psycopg's binary format, so each
+    # bytea arrives as its bytes rather than as hex text twice the size to decode.
+    conn.exec_driver_sql("SELECT 1")  # make sure the transaction a named cursor needs is open
+    sql = (
+        f"SELECT first_iteration, count, {', '.join(columns)} FROM metric_chunks "
+        "WHERE job_id = %s AND first_iteration >= %s AND first_iteration <= %s "
+        "ORDER BY first_iteration"
     )
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+    cursor = conn.connection.dbapi_connection.cursor(  # type: ignore[union-attr]
+        name=f"chunks_{uuid.uuid4().hex}", binary=True
+    )
+    cursor.itersize = batch
     try:
-        for row in result:
+        cursor.execute(sql, (job_id, first, last))
+        for row in cursor:
             yield row[0], row[1], tuple(row[2:])
     finally:
-        result.close()
+        cursor.close()
 
 
 def extremes(conn: Connection, job_id: str, first: int, last: int) -> list[tuple[int, int, bytes]]:
