@@ -18,6 +18,7 @@ SQLite is opened on purpose as follows (see the README's storage section):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -161,7 +162,7 @@ class FastQuery:
                 cursor = conn.cursor()
                 cursor.execute(self.sql, args)
                 raw = cursor.fetchone()
-                description = cursor.description
+                description = cursor.description if self.processors is None else None
                 cursor.close()
                 break
             except self.engine.dialect.loaded_dbapi.Error:
@@ -170,6 +171,9 @@ class FastQuery:
                     conn.close()
                 if attempt == 2:
                     raise
+        return self._convert(raw, description)
+
+    def _convert(self, raw: Any, description: Any) -> dict[str, Any] | None:
         if self.processors is None:
             self.processors = [
                 c.type._cached_result_processor(self.engine.dialect, d[1])
@@ -181,6 +185,57 @@ class FastQuery:
             name: (proc(value) if proc is not None else value)
             for name, proc, value in zip(self.names, self.processors, raw, strict=True)
         }
+
+    # --- PostgreSQL, asynchronously --------------------------------------------------------
+
+    ASYNC_CONNECTIONS = 8
+
+    async def first_async(self, **params: Any) -> dict[str, Any] | None:
+        """PostgreSQL only: the same read on psycopg's async driver, so that the event loop
+        serves other requests during the round trip to the server (a SQLite read has no
+        round trip and is cheaper inline). Up to ``ASYNC_CONNECTIONS`` connections, opened
+        on demand, in autocommit."""
+        import psycopg
+
+        idle: asyncio.Queue[Any] = self._async_idle()
+        if idle.empty() and self._async_opened < self.ASYNC_CONNECTIONS:
+            self._async_opened += 1
+            conn = await self._async_connect()
+        else:
+            conn = await idle.get()
+        try:
+            for attempt in (1, 2):
+                try:
+                    cursor = await conn.execute(self.sql, params)
+                    raw = await cursor.fetchone()
+                    # psycopg builds the description anew on each access: once is enough.
+                    description = cursor.description if self.processors is None else None
+                    break
+                except psycopg.OperationalError:  # a server restart: reconnect once
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                    conn = await self._async_connect()
+                    if attempt == 2:
+                        raise
+        finally:
+            idle.put_nowait(conn)
+        return self._convert(raw, description)
+
+    def _async_idle(self) -> asyncio.Queue[Any]:
+        if getattr(self, "_idle", None) is None:
+            self._idle: asyncio.Queue[Any] | None = asyncio.Queue()
+            self._async_opened = 0
+        assert self._idle is not None
+        return self._idle
+
+    async def _async_connect(self) -> Any:
+        import psycopg
+        from psycopg.types.json import set_json_loads
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        set_json_loads(orjson.loads, conn)
+        return conn
 
 
 class Database:

@@ -38,6 +38,12 @@ def job_row(db: Database, job_id: str) -> SimpleNamespace | None:
     return None if row is None else SimpleNamespace(**row)
 
 
+async def job_row_async(db: Database, job_id: str) -> SimpleNamespace | None:
+    """:func:`job_row` on PostgreSQL's async driver."""
+    row = await db.fast(_JOB_BY_ID).first_async(job_id=job_id)
+    return None if row is None else SimpleNamespace(**row)
+
+
 def get_by_idempotency_key(session: Session, key: str) -> Job | None:
     return session.scalars(select(Job).where(Job.idempotency_key == key)).first()
 

@@ -109,9 +109,9 @@ def list_jobs(
 
 @router.get("/{job_id}", response_model=schemas.Job, responses=NOT_FOUND, summary="One job")
 async def get_job(db: DatabaseDep, job_id: str) -> Response:
-    # On the event loop, without a thread hop: one indexed read that never waits on a lock
-    # (WAL readers don't; PostgreSQL reads don't) is cheaper inline than in a threadpool.
-    return json_response(service.view(db, job_id))
+    # On the event loop, without a thread hop: on SQLite one indexed read that never waits
+    # on a lock, inline; on PostgreSQL the same read on the async driver.
+    return json_response(await service.view_async(db, job_id))
 
 
 @router.post(

@@ -139,6 +139,16 @@ def view(db: Database, job_id: str) -> dict[str, Any]:
     return job_view(row)
 
 
+async def view_async(db: Database, job_id: str) -> dict[str, Any]:
+    """:func:`view`, without blocking the event loop on a PostgreSQL round trip."""
+    if db.is_sqlite:
+        return view(db, job_id)
+    row = await repository.job_row_async(db, job_id)
+    if row is None:
+        raise NotFound(f"There is no job {job_id!r}.")
+    return job_view(row)
+
+
 def get(session: Session, job_id: str) -> Job:
     job = repository.get_job(session, job_id)
     if job is None:
