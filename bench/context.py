@@ -75,6 +75,7 @@ class Context:
             last = conn.execute(
                 select(func.max(Job.finished_at)).where(Job.name == name)
             ).scalar_one()
+        assert last is not None
         if last.tzinfo is None:  # SQLite hands datetimes back naive, in UTC
             last = last.replace(tzinfo=UTC)
         return last.timestamp()

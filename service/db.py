@@ -150,7 +150,8 @@ class FastQuery:
             conn = self.engine.raw_connection()
             conn.detach()  # ours for this thread's life, not the pool's
             if self.engine.dialect.name == "postgresql":
-                conn.dbapi_connection.autocommit = True
+                dbapi: Any = conn.dbapi_connection
+                dbapi.autocommit = True
             self._local.conn = conn
         return conn
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 from types import FrameType
+from typing import Any
 
 from service.db import Database
 from service.queue import CHANNEL
@@ -41,7 +42,7 @@ class Worker:
         self.stopping = False
         self.current: JobRun | None = None
         self.outcomes: dict[str, int] = {}
-        self._listener = None
+        self._listener: Any = None  # a psycopg connection blocked in LISTEN, when idle
 
     # --- signals ----------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class Worker:
             self._close_listener()
             time.sleep(self.settings.poll_seconds)
 
-    def _listen(self):
+    def _listen(self) -> Any:
         if self._listener is None or self._listener.closed:
             import psycopg
 

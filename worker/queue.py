@@ -23,20 +23,20 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.db import Database, retry_locked
 from service.settings import Settings
 from service.tables import Attempt, Base, Checkpoint, GradientCheck, Job, MetricChunk
 
-jobs = Job.__table__
-attempts = Attempt.__table__
-chunks = MetricChunk.__table__
-checks = GradientCheck.__table__
-checkpoints = Checkpoint.__table__
+jobs = cast(Table, Job.__table__)
+attempts = cast(Table, Attempt.__table__)
+chunks = cast(Table, MetricChunk.__table__)
+checks = cast(Table, GradientCheck.__table__)
+checkpoints = cast(Table, Checkpoint.__table__)
 
 
 class LostClaim(Exception):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import CursorResult, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from service.db import Database
@@ -78,28 +79,33 @@ def list_jobs(
     return list(session.scalars(query))
 
 
+def _changed(session: Session, statement: Any) -> bool:
+    """Run an UPDATE/DELETE; whether it changed exactly one row."""
+    result = cast(CursorResult, session.execute(statement))
+    return result.rowcount == 1
+
+
 def cancel_queued(session: Session, job_id: str, now: object) -> bool:
     """Cancel a job that no worker has claimed yet; False when it was claimed meanwhile."""
-    result = session.execute(
+    return _changed(
+        session,
         update(Job)
         .where(Job.id == job_id, Job.status == "queued")
-        .values(status="cancelled", finished_at=now, cancel_requested=True)
+        .values(status="cancelled", finished_at=now, cancel_requested=True),
     )
-    return result.rowcount == 1
 
 
 def request_cancel(session: Session, job_id: str) -> bool:
     """Ask the worker running a job to stop at its next flush."""
-    result = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == "running").values(cancel_requested=True)
+    return _changed(
+        session,
+        update(Job).where(Job.id == job_id, Job.status == "running").values(cancel_requested=True),
     )
-    return result.rowcount == 1
 
 
 def delete_job(session: Session, job_id: str) -> bool:
     """Delete a finished job; its points, checks, attempts and checkpoint go with it."""
-    result = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL)))
-    return result.rowcount == 1
+    return _changed(session, delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL)))
 
 
 def gradient_checks(session: Session, job_id: str) -> list[GradientCheck]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
@@ -15,8 +15,10 @@ from service.jobs.spec import JobSpec
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-NOT_FOUND = {404: {"model": ErrorBody, "description": "No job with this id."}}
-INVALID = {
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No job with this id."}
+}
+INVALID: dict[int | str, dict[str, Any]] = {
     422: {
         "model": ErrorBody,
         "description": "The spec is not valid: `detail` lists each problem with its field path.",

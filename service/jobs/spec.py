@@ -215,6 +215,8 @@ InitSpec = Annotated[
 
 # --- gradient checks -----------------------------------------------------------------------
 
+Reference = Literal["numeric", "torch"]
+
 
 class GradientCheckSpec(BaseModel):
     """When and how the analytic gradients are checked. Checks always run at the first and
@@ -232,8 +234,8 @@ class GradientCheckSpec(BaseModel):
     atol: FiniteFloat = Field(
         1e-9, ge=0, description="Floor: |a−n|/max(|a|, |n|, atol/rtol) judges tiny gradients."
     )
-    references: list[Literal["numeric", "torch"]] = Field(
-        default_factory=lambda: ["numeric"],
+    references: list[Reference] = Field(
+        default_factory=lambda: list[Reference](["numeric"]),
         max_length=2,
         description="numeric: central differences; torch: PyTorch autograd when installed. "
         "An empty list turns checks off.",

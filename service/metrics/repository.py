@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Table, func, select
 
 from service.metrics.chunks import SERIES
 from service.tables import Job, MetricChunk
 
-T = MetricChunk.__table__
+T = cast(Table, MetricChunk.__table__)
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,8 @@ def iter_chunks(
         "WHERE job_id = %s AND first_iteration >= %s AND first_iteration <= %s "
         "ORDER BY first_iteration"
     )
-    cursor = conn.connection.dbapi_connection.cursor(  # type: ignore[union-attr]
-        name=f"chunks_{uuid.uuid4().hex}", binary=True
-    )
+    dbapi: Any = conn.connection.dbapi_connection
+    cursor = dbapi.cursor(name=f"chunks_{uuid.uuid4().hex}", binary=True)
     cursor.itersize = batch
     try:
         cursor.execute(sql, (job_id, first, last))

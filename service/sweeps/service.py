@@ -68,9 +68,9 @@ def expand(request: SweepRequest, settings: Settings) -> list[tuple[dict[str, An
             ]
         )
     base = request.base.model_dump(mode="json", exclude_unset=True)
-    combos = []
-    for values in itertools.product(*request.grid.values()):
-        overrides = dict(zip(request.grid, values, strict=True))
+    combos: list[tuple[dict[str, Any], JobSpec]] = []
+    for choice in itertools.product(*request.grid.values()):
+        overrides = dict(zip(request.grid, choice, strict=True))
         spec = copy.deepcopy(base)
         for key, value in overrides.items():
             try:
@@ -119,7 +119,7 @@ def create(session: Session, request: SweepRequest, settings: Settings) -> tuple
 def view(sweep: Sweep, jobs: list[Job], sort: str = "created") -> dict[str, Any]:
     descending = sort.startswith("-")
     key = sort.lstrip("-")
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": job.id,
             "name": job.name,
