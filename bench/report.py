@@ -35,44 +35,33 @@ def summarise(samples: Sequence[float]) -> tuple[float, float, float]:
     return statistics.median(samples), min(samples), max(samples)
 
 
+def _bounded(
+    section: str,
+    figure: str,
+    samples: Sequence[float],
+    limit: float,
+    unit: str,
+    note: str,
+    most: bool,
+) -> Row:
+    med, lo, hi = summarise(samples)
+    ok = med <= limit if most else med >= limit
+    target = f"{'≤' if most else '≥'} {_num(limit)} {unit}".strip()
+    return Row(section, figure, target, med, unit, lo, hi, med / limit, ok, note, list(samples))
+
+
 def at_most(
     section: str, figure: str, samples: Sequence[float], limit: float, unit: str, note: str = ""
 ) -> Row:
     """A figure that must stay at or below ``limit`` (times, ratios, sizes)."""
-    med, lo, hi = summarise(samples)
-    return Row(
-        section,
-        figure,
-        f"≤ {_num(limit)} {unit}".strip(),
-        med,
-        unit,
-        lo,
-        hi,
-        med / limit,
-        med <= limit,
-        note,
-        list(samples),
-    )
+    return _bounded(section, figure, samples, limit, unit, note, most=True)
 
 
 def at_least(
     section: str, figure: str, samples: Sequence[float], limit: float, unit: str, note: str = ""
 ) -> Row:
     """A figure that must reach ``limit`` (throughputs)."""
-    med, lo, hi = summarise(samples)
-    return Row(
-        section,
-        figure,
-        f"≥ {_num(limit)} {unit}".strip(),
-        med,
-        unit,
-        lo,
-        hi,
-        med / limit,
-        med >= limit,
-        note,
-        list(samples),
-    )
+    return _bounded(section, figure, samples, limit, unit, note, most=False)
 
 
 def info(section: str, figure: str, samples: Sequence[float], unit: str, note: str = "") -> Row:

@@ -155,105 +155,53 @@ def _newton_refusal(kind: str, loss: str) -> str:
     )
 
 
+# Which field sets a dataset's rows, and its columns, for each kind: where a limit points.
+_ROWS_FIELD = {"inline": "X", "line": "n_samples", "blobs": "n_samples", "spiral": "n_per_class"}
+_COLUMNS_FIELD = {"inline": "X", "blobs": "n_features"}
+
+
+def _check_inline(data: InlineData) -> list[Problem]:
+    if not data.X:
+        return [Problem(("data", "X"), "X is empty; give at least one row.")]
+    width = len(data.X[0])
+    if width == 0:
+        return [Problem(("data", "X", 0), "row 0 of X is empty; give a value per feature.")]
+    for i, row in enumerate(data.X):
+        if len(row) != width:
+            message = f"X is ragged: row {i} has {len(row)} values but row 0 has {width}."
+            return [Problem(("data", "X", i), message)]
+    if len(data.y) != len(data.X):
+        message = (
+            f"y has {len(data.y)} values but X has {len(data.X)} rows; give one target per row."
+        )
+        return [Problem(("data", "y"), message)]
+    return []
+
+
 def _check_data(spec: JobSpec, settings: Settings) -> list[Problem]:
     data = spec.data
-    rows_cap, feat_cap = settings.max_inline_rows, settings.max_inline_features
-    problems: list[Problem] = []
-
-    def too_many(loc: tuple[str, ...], what: str, value: int, cap: int, var: str) -> None:
-        problems.append(
-            Problem(loc, f"{what} is {value}, above this server's limit of {cap} ({var}).")
-        )
-
-    if isinstance(data, InlineData):
-        if not data.X:
-            return [Problem(("data", "X"), "X is empty; give at least one row.")]
-        width = len(data.X[0])
-        if width == 0:
-            return [
-                Problem(
-                    ("data", "X", 0), "row 0 of X is empty; each row needs a value per feature."
-                )
-            ]
-        for i, row in enumerate(data.X):
-            if len(row) != width:
-                return [
-                    Problem(
-                        ("data", "X", i),
-                        f"X is ragged: row {i} has {len(row)} values but row 0 has {width}.",
-                    )
-                ]
-        if len(data.y) != len(data.X):
-            problems.append(
-                Problem(
-                    ("data", "y"),
-                    f"y has {len(data.y)} values but X has {len(data.X)} rows; "
-                    "give one target per row.",
-                )
-            )
-        if len(data.X) > rows_cap:
-            too_many(
-                ("data", "X"),
-                "the number of rows",
-                len(data.X),
-                rows_cap,
-                "GRADLAB_MAX_INLINE_ROWS",
-            )
-        if width > feat_cap:
-            too_many(
-                ("data", "X"),
-                "the number of features",
-                width,
-                feat_cap,
-                "GRADLAB_MAX_INLINE_FEATURES",
-            )
+    if isinstance(data, InlineData) and (problems := _check_inline(data)):
         return problems
-
-    if isinstance(data, LineData):
-        if data.x_max <= data.x_min:
-            problems.append(Problem(("data", "x_max"), "x_max must be greater than x_min."))
-        if data.n_samples > rows_cap:
-            too_many(
-                ("data", "n_samples"),
-                "n_samples",
-                data.n_samples,
-                rows_cap,
-                "GRADLAB_MAX_INLINE_ROWS",
-            )
-    elif isinstance(data, BlobsData):
-        if data.n_samples < data.n_classes:
-            problems.append(
-                Problem(
-                    ("data", "n_samples"),
-                    "n_samples must be at least n_classes (a point per class).",
-                )
-            )
-        if data.n_samples > rows_cap:
-            too_many(
-                ("data", "n_samples"),
-                "n_samples",
-                data.n_samples,
-                rows_cap,
-                "GRADLAB_MAX_INLINE_ROWS",
-            )
-        if data.n_features > feat_cap:
-            too_many(
-                ("data", "n_features"),
-                "n_features",
-                data.n_features,
-                feat_cap,
-                "GRADLAB_MAX_INLINE_FEATURES",
-            )
-    elif isinstance(data, SpiralData):
-        rows = data.n_per_class * data.n_classes
-        if rows > rows_cap:
-            too_many(
-                ("data", "n_per_class"),
-                "n_per_class × n_classes",
-                rows,
-                rows_cap,
-                "GRADLAB_MAX_INLINE_ROWS",
-            )
+    problems = []
+    if isinstance(data, LineData) and data.x_max <= data.x_min:
+        problems.append(Problem(("data", "x_max"), "x_max must be greater than x_min."))
+    if isinstance(data, BlobsData) and data.n_samples < data.n_classes:
+        message = "n_samples must be at least n_classes (a point per class)."
+        problems.append(Problem(("data", "n_samples"), message))
+    shape = data_shape(spec)
+    for size, cap, var, fields in (
+        (shape.rows, settings.max_inline_rows, "GRADLAB_MAX_INLINE_ROWS", _ROWS_FIELD),
+        (
+            shape.features,
+            settings.max_inline_features,
+            "GRADLAB_MAX_INLINE_FEATURES",
+            _COLUMNS_FIELD,
+        ),
+    ):
+        if size > cap:
+            what = "rows" if fields is _ROWS_FIELD else "features"
+            message = f"the data has {size} {what}, above this server's limit of {cap} ({var})."
+            problems.append(Problem(("data", fields.get(data.kind, "kind")), message))
     return problems
 
 
