@@ -1,5 +1,5 @@
 """The ``gradlab`` command: the server's commands (serve, worker, migrate, bench) and the
-client's (submit, jobs, show, metrics, cancel) in one Typer app."""
+client's (submit, jobs, show, metrics, cancel, sweep) in one Typer app."""
 
 from __future__ import annotations
 

@@ -138,6 +138,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("job_id", "first_iteration", name=op.f("pk_metric_chunks")),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # Packed float64 series do not compress; storing them out of line uncompressed spares
+        # PostgreSQL a pglz attempt on every write and a decompression on every read.
+        for column in ("extremes", "loss", "data_loss", "reg_loss", "grad_norm", "accuracy"):
+            op.execute(f"ALTER TABLE metric_chunks ALTER COLUMN {column} SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
