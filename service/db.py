@@ -201,25 +201,25 @@ class FastQuery:
         idle: asyncio.Queue[Any] = self._async_idle()
         if idle.empty() and self._async_opened < self.ASYNC_CONNECTIONS:
             self._async_opened += 1
-            conn = await self._async_connect()
+            cursor = await self._async_cursor()
         else:
-            conn = await idle.get()
+            cursor = await idle.get()
         try:
             for attempt in (1, 2):
                 try:
-                    cursor = await conn.execute(self.sql, params)
+                    await cursor.execute(self.sql, params)
                     raw = await cursor.fetchone()
                     # psycopg builds the description anew on each access: once is enough.
                     description = cursor.description if self.processors is None else None
                     break
                 except psycopg.OperationalError:  # a server restart: reconnect once
                     with contextlib.suppress(Exception):
-                        await conn.close()
-                    conn = await self._async_connect()
+                        await cursor.connection.close()
+                    cursor = await self._async_cursor()
                     if attempt == 2:
                         raise
         finally:
-            idle.put_nowait(conn)
+            idle.put_nowait(cursor)
         return self._convert(raw, description)
 
     def _async_idle(self) -> asyncio.Queue[Any]:
@@ -229,14 +229,15 @@ class FastQuery:
         assert self._idle is not None
         return self._idle
 
-    async def _async_connect(self) -> Any:
+    async def _async_cursor(self) -> Any:
+        """A new connection's cursor, kept with it: results in binary, JSON through orjson."""
         import psycopg
         from psycopg.types.json import set_json_loads
 
         url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
         set_json_loads(orjson.loads, conn)
-        return conn
+        return conn.cursor(binary=True)
 
 
 class Database:
