@@ -159,12 +159,12 @@ def get(session: Session, job_id: str) -> Job:
 def cancel(session: Session, job_id: str) -> Job:
     """Cancel a queued job at once; ask a running one to stop at its next flush."""
     job = get(session, job_id)
-    if job.status == "queued" and repository.cancel_queued(session, job_id, utcnow()):
-        pass
-    elif job.status == "running":
-        repository.request_cancel(session, job_id)
-    elif job.status in ("succeeded", "failed"):
+    if job.status in ("succeeded", "failed"):
         raise Conflict(f"Job {job_id} already {job.status}; there is nothing to cancel.")
+    if job.status == "queued" and not repository.cancel_queued(session, job_id, utcnow()):
+        session.refresh(job)  # a worker claimed it meanwhile (PostgreSQL's read committed)
+    if job.status == "running":
+        repository.request_cancel(session, job_id)
     session.refresh(job)
     return job
 
