@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -71,12 +72,33 @@ def migrate() -> None:
     typer.echo(f"database at {migrations.head_revision()}")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench(ctx: typer.Context) -> None:
-    """Run the benchmark suite (options: see `gradlab bench --help-bench`)."""
+@app.command()
+def bench(
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Run on this database (default: a fresh SQLite file in bench/.work)."),
+    ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated sections: engine, tracking, writes, reads, api, tiny, "
+            "pickup, memory."
+        ),
+    ] = None,
+    peer: Annotated[
+        str | None, typer.Option(help="`mlflow`: the same workloads against MLflow too.")
+    ] = None,
+    json: Annotated[Path | None, typer.Option(help="Also write the rows as JSON here.")] = None,
+) -> None:
+    """Run the benchmark suite and print its table (see bench/README.md)."""
     from bench.suite import main as bench_main
 
-    args = ["--help" if a == "--help-bench" else a for a in ctx.args]
+    args = [
+        *(["--database-url", database_url] if database_url else []),
+        *(["--only", only] if only else []),
+        *(["--peer", peer] if peer else []),
+        *(["--json", str(json)] if json else []),
+    ]
     raise typer.Exit(bench_main(args))
 
 
