@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from bench.procs import Server
 from service import migrate
+from service.codec import pack_state
 from service.db import Database
 from service.jobs import service as jobs_service
 from service.jobs.spec import JobSpec
@@ -22,7 +23,7 @@ from service.queue import notify
 from service.settings import Settings
 from service.tables import Job
 from worker.queue import SUCCEEDED, Claim, Flush, Queue
-from worker.runner import encode_state, records_block
+from worker.runner import records_block
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -105,7 +106,7 @@ class Context:
         rng = np.random.default_rng(0)
         loss = np.abs(rng.standard_normal(points)).cumsum()[::-1] / points
         records = [(i, float(v), float(v), 0.0, 0.5, 0.75) for i, v in enumerate(loss.tolist())]
-        state = encode_state(
+        state = pack_state(
             {"iteration": 0, "params": {"W": np.zeros((2, 3)), "b": np.zeros(3)}, "velocity": {}}
         )
         queue = Queue(self.db, self.settings, "bench")

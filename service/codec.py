@@ -1,9 +1,11 @@
 """Binary encodings shared by the worker (which writes) and the API (which reads).
 
 * A float64 series is packed little-endian: ``np.asarray(x, '<f8').tobytes()``.
-* A bundle of named arrays (a checkpoint: parameters and optimizer state) is a 4-byte
+* A bundle of named arrays is a 4-byte
   header length, a JSON header (names, shapes, offsets and free-form metadata) and the
   arrays' little-endian float64 bytes, back to back. No pickle: the database may be shared.
+* A checkpoint — the trainer's ``state_dict()``: the next iteration, the parameters and the
+  optimizer's velocity — is such a bundle, its arrays named ``params/W``, ``velocity/W``…
 """
 
 from __future__ import annotations
@@ -53,3 +55,20 @@ def unpack_arrays(blob: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         flat = np.frombuffer(body[start : start + count * 8], dtype=F8)
         arrays[entry["name"]] = flat.reshape(shape).astype(np.float64)
     return header["meta"], arrays
+
+
+def pack_state(state: Mapping[str, Any]) -> bytes:
+    """A trainer's ``state_dict()`` as a checkpoint blob."""
+    arrays = {f"params/{k}": v for k, v in state["params"].items()}
+    arrays.update({f"velocity/{k}": v for k, v in state.get("velocity", {}).items()})
+    return pack_arrays(arrays, {"iteration": int(state["iteration"])})
+
+
+def unpack_state(blob: bytes) -> dict[str, Any]:
+    """``{"iteration", "params", "velocity"}`` from a checkpoint blob."""
+    meta, arrays = unpack_arrays(blob)
+    state: dict[str, Any] = {"iteration": int(meta["iteration"]), "params": {}, "velocity": {}}
+    for name, array in arrays.items():
+        group, _, key = name.partition("/")
+        state[group][key] = array
+    return state

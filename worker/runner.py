@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from service.codec import pack_arrays, unpack_arrays
+from service.codec import pack_state, unpack_state
 from service.metrics.chunks import chunk_row
 from service.settings import Settings
 from worker.build import build
@@ -25,21 +25,6 @@ from worker.ml import DivergedError, EngineError, Trainer, gradient_check
 from worker.queue import CANCELLED, RELEASED, SUCCEEDED, Claim, Finish, Flush, LostClaim, Queue
 
 log = logging.getLogger("gradlab.worker")
-
-
-def encode_state(state: dict[str, Any]) -> bytes:
-    arrays = {f"params/{k}": v for k, v in state["params"].items()}
-    arrays.update({f"velocity/{k}": v for k, v in state.get("velocity", {}).items()})
-    return pack_arrays(arrays, {"iteration": int(state["iteration"])})
-
-
-def decode_state(blob: bytes) -> dict[str, Any]:
-    meta, arrays = unpack_arrays(blob)
-    state: dict[str, Any] = {"iteration": meta["iteration"], "params": {}, "velocity": {}}
-    for name, array in arrays.items():
-        group, _, key = name.partition("/")
-        state[group][key] = array
-    return state
 
 
 def records_block(records: list[Any]) -> np.ndarray:
@@ -120,7 +105,7 @@ class JobRun:
         claim = self.claim
         try:
             built = build(claim.spec)
-            state = decode_state(claim.checkpoint) if claim.checkpoint else None
+            state = unpack_state(claim.checkpoint) if claim.checkpoint else None
             trainer = Trainer(
                 built.model,
                 built.optimizer,
@@ -247,7 +232,7 @@ class JobRun:
             flush.final_loss, flush.final_accuracy = float(block[-1, 1]), records[-1][5]
             flush.best_loss, flush.best_iteration = self.best_loss, self.best_iteration
             flush.iterations_done = int(block[-1, 0]) + 1
-            flush.state = encode_state(self.trainer.state_dict())
+            flush.state = pack_state(self.trainer.state_dict())
         elif finish is None and not checks:
             return self.queue.heartbeat(self.claim)
         return self.queue.flush(self.claim, flush, finish)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import queue
-from service.codec import unpack_arrays
+from service.codec import unpack_state
 from service.db import Database
 from service.errors import Conflict, InvalidSpec, NotApplicable, NotFound, Problem
 from service.jobs import repository
@@ -187,12 +187,10 @@ def parameters(session: Session, job_id: str) -> dict[str, Any]:
     row = repository.checkpoint(session, job_id)
     if row is None:
         raise NotApplicable(f"Job {job_id} is {job.status} and has recorded no parameters yet.")
-    meta, arrays = unpack_arrays(row.state)
-    params = {
-        name.removeprefix("params/"): a for name, a in arrays.items() if name.startswith("params/")
-    }
+    state = unpack_state(row.state)
+    params = state["params"]
     return {
-        "iteration": meta["iteration"],
+        "iteration": state["iteration"],
         "parameters": {name: a.tolist() for name, a in params.items()},
         "shapes": {name: list(a.shape) for name, a in params.items()},
     }

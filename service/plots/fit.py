@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from service.codec import unpack_arrays
+from service.codec import unpack_state
 from service.errors import NotApplicable
 from service.jobs import repository as jobs_repo
 from service.plots.render import FittedLine, Regions
@@ -61,11 +61,8 @@ def load(session: Session, job: Job) -> Source:
             f"Job {job_id} is {job.status} and has recorded no parameters yet; the fit plot "
             "needs them."
         )
-    meta, arrays = unpack_arrays(row.state)
-    params = {
-        name.removeprefix("params/"): a for name, a in arrays.items() if name.startswith("params/")
-    }
-    return Source(model, data, params, int(meta["iteration"]))
+    state = unpack_state(row.state)
+    return Source(model, data, state["params"], state["iteration"])
 
 
 def _predict(model: Model, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
