@@ -17,6 +17,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from service.jobs.spec import UNION_TAGS
+
 
 class ErrorBody(BaseModel):
     """Every error response: a one-sentence ``message``, a ``type``, and ``detail`` (for 422,
@@ -111,15 +113,21 @@ def validation_body(problems: Sequence[Problem]) -> dict[str, Any]:
     }
 
 
-_UNION_TAGS = {
-    "linear_regression", "logistic_regression", "softmax_regression", "mlp",
-    "line", "blobs", "spiral", "inline", "gd", "sgd", "newton", "random", "zeros", "given",
-    "list[float]", "list[list[float]]",
-}  # fmt: skip
+def _user_path(loc: Sequence[str | int]) -> list[str | int]:
+    """An error's path as the user wrote it: without the tag pydantic adds after a
+    discriminated union's field (``data.inline.X``) or a plain union's member label
+    (``params.W.list[float]``)."""
+    out: list[str | int] = []
+    for part in loc:
+        after_field = isinstance(part, str) and out and isinstance(out[-1], str)
+        if after_field and (part in UNION_TAGS.get(str(out[-1]), ()) or "[" in str(part)):
+            continue
+        out.append(part)
+    return out
 
 
 def _problem_from_pydantic(error: dict[str, Any]) -> Problem:
-    loc = [p for p in error.get("loc", ()) if p not in _UNION_TAGS]
+    loc = _user_path(error.get("loc", ()))
     where = loc[0] if loc else None
     if where in ("body", "query", "path", "header"):
         loc = loc[1:]

@@ -9,7 +9,7 @@ the loss, given parameters with the right shapes, the server's size limits) are 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -243,6 +243,20 @@ class GradientCheckSpec(BaseModel):
 
 
 # --- the job -------------------------------------------------------------------------------
+
+
+def _kinds(*variants: type[BaseModel]) -> frozenset[str]:
+    return frozenset(get_args(v.model_fields["kind"].annotation)[0] for v in variants)
+
+
+UNION_TAGS: dict[str, frozenset[str]] = {
+    "model": _kinds(LinearRegression, LogisticRegression, SoftmaxRegression, MLP),
+    "data": _kinds(LineData, BlobsData, SpiralData, InlineData),
+    "optimizer": _kinds(GD, SGD, Newton),
+    "init": _kinds(RandomInit, ZerosInit, GivenInit),
+}
+"""The discriminated-union fields and their tags: pydantic puts the tag in an error's path
+(``data.inline.X``), which users never write."""
 
 
 class JobSpec(BaseModel):

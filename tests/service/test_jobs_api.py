@@ -175,6 +175,12 @@ BAD = [
         "init.params",
     ),
     ("tags not strings", with_("tags", {"lab": 3}), "tags.lab"),
+    ("a tag named like a kind", with_("tags", {"line": 3}), "tags.line"),
+    (
+        "bad given value",
+        with_("init", {"kind": "given", "params": {"W": [["x"]], "b": [0.0]}}),
+        "init.params.W[0][0]",
+    ),
     ("x range empty", with_("data.x_max", -2.0), "data.x_max"),
 ]
 
