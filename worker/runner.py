@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from service.codec import pack_state, unpack_state
-from service.metrics.chunks import chunk_row
+from service.metrics.chunks import chunk_row, extremes
 from service.settings import Settings
 from worker.build import build
 from worker.ml import DivergedError, EngineError, Trainer, gradient_check
@@ -225,10 +225,10 @@ class JobRun:
         flush = Flush(checks=checks, checks_passed=self.checks_passed)
         if records:
             block = records_block(records)
-            lo = int(block[:, 1].argmin())
-            if self.best_loss is None or block[lo, 1] < self.best_loss:
-                self.best_loss, self.best_iteration = float(block[lo, 1]), int(block[lo, 0])
             flush.chunk = chunk_row(self.claim.job_id, block)
+            lowest = extremes(flush.chunk["extremes"])[0]  # found once, by chunk_row
+            if self.best_loss is None or lowest[1] < self.best_loss:
+                self.best_loss, self.best_iteration = float(lowest[1]), int(lowest[0])
             flush.final_loss, flush.final_accuracy = float(block[-1, 1]), records[-1][5]
             flush.best_loss, flush.best_iteration = self.best_loss, self.best_iteration
             flush.iterations_done = int(block[-1, 0]) + 1
