@@ -12,17 +12,16 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, update
 
+import migrations as migrate
 from bench.procs import Server
-from service import migrate
-from service.codec import pack_state
-from service.db import Database
 from service.jobs import service as jobs_service
-from service.jobs.spec import JobSpec
-from service.metrics.chunks import chunk_row
-from service.queue import notify
-from service.settings import Settings
-from service.tables import Job
-from worker.queue import SUCCEEDED, Claim, Flush, Queue
+from store.chunks import chunk_row
+from store.codec import pack_state
+from store.db import Database
+from store.queue import SUCCEEDED, Claim, Flush, Queue, notify
+from store.settings import Settings
+from store.spec import JobSpec
+from store.tables import Job
 from worker.runner import records_block
 
 TERMINAL = ("succeeded", "failed", "cancelled")

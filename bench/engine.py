@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+import engine as ml
 from bench.seeds import softmax_seed, two_layer_seed
-from worker import ml
 
 STEP_SIZE = 1.0
 REG = 1e-3

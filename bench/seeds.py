@@ -1,7 +1,7 @@
 """The bare CS231n seed loops, written as the notes write them.
 
 These are the outside reference for the engine: the benchmark times them against
-:class:`worker.ml.Trainer`, and the tests check that the engine's loss series matches
+:class:`engine.Trainer`, and the tests check that the engine's loss series matches
 theirs.  They follow "Putting it together: Minimal Neural Network Case Study"
 (https://cs231n.github.io/neural-networks-case-study/) line for line, with three
 changes that do not touch the arithmetic: the initial parameters and the data are
@@ -21,7 +21,7 @@ def spiral_data(
     """The notes' spiral generator (global-RNG form, seeded with ``np.random.seed``).
 
     Returns X: (N*K, D) and y: (N*K,) uint8.  Kept for reference; the engine's
-    ``worker.ml.spiral`` is the same generator on a seeded ``np.random.Generator``.
+    ``engine.spiral`` is the same generator on a seeded ``np.random.Generator``.
     """
     if seed is not None:
         np.random.seed(seed)

@@ -40,7 +40,7 @@ def serve(
 ) -> None:
     """Migrate the database, start the workers and serve the API (Swagger UI at /docs)."""
     from gradlab.serve import serve as run
-    from service.settings import Settings
+    from store.settings import Settings
 
     _logging()
     run(host, port, workers, Settings(), access_log=access_log)
@@ -52,7 +52,7 @@ def worker(
     worker_id: Annotated[str | None, typer.Option("--id", help="Name in attempt records.")] = None,
 ) -> None:
     """Run one worker on the configured database until SIGTERM/SIGINT."""
-    from service.settings import Settings
+    from store.settings import Settings
     from worker.main import Worker
 
     _logging()
@@ -64,8 +64,8 @@ def worker(
 @app.command()
 def migrate() -> None:
     """Upgrade the database to the latest schema."""
-    from service import migrate as migrations
-    from service.settings import Settings
+    import migrations
+    from store.settings import Settings
 
     url = Settings().database_url
     migrations.upgrade(url)

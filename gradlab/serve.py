@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from service import migrate
+import migrations as migrate
 from service.app import create_app
-from service.settings import Settings
+from store.settings import Settings
 
 log = logging.getLogger("gradlab.serve")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
-from service.db import create_db_engine, normalise_url
-from service.settings import Settings
-from service.tables import Base
+from store.db import create_db_engine, normalise_url
+from store.settings import Settings
+from store.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

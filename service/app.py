@@ -9,14 +9,14 @@ from fastapi import FastAPI
 
 from service import health
 from service.dashboard.router import router as dashboard_router
-from service.db import Database
 from service.errors import install_handlers
 from service.events.router import router as events_router
 from service.jobs.router import router as jobs_router
 from service.metrics.router import router as metrics_router
 from service.plots.router import router as plots_router
-from service.settings import Settings
 from service.sweeps.router import router as sweeps_router
+from store.db import Database
+from store.settings import Settings
 
 DESCRIPTION = """\
 Experiment tracking for learning, and checking, how gradient descent works.

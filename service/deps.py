@@ -16,8 +16,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from service.db import Database
-from service.settings import Settings
+from store.db import Database
+from store.settings import Settings
 
 
 async def get_settings(request: Request) -> Settings:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from service.jobs.spec import UNION_TAGS
+from store.spec import UNION_TAGS
 
 
 class ErrorBody(BaseModel):

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
-from service import migrate
+import migrations as migrate
 from service.deps import DatabaseDep
 from service.errors import json_response
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service import migrate
+import migrations as migrate
 from service.app import create_app
-from service.settings import Settings
+from store.settings import Settings
 from worker.main import Worker
 
 IN_CI = bool(os.environ.get("CI"))

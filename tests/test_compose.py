@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from gradlab.cli import app
-from service.settings import Settings
+from store.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

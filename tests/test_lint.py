@@ -41,3 +41,14 @@ def test_the_readme_test_command_is_what_ci_runs():
     command = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest"
     assert command in ci
     assert command in readme
+
+
+def test_imports_point_down():
+    """import-linter's contracts in pyproject.toml: the layers of the house plan, and the API
+    and the worker independent of each other."""
+    found = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail("import-linter is not installed: pip install -e '.[test]'")
+    result = subprocess.run([found, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout

@@ -16,10 +16,9 @@ import time
 from types import FrameType
 from typing import Any
 
-from service.db import Database
-from service.queue import CHANNEL
-from service.settings import Settings
-from worker.queue import Queue
+from store.db import Database
+from store.queue import CHANNEL, Queue
+from store.settings import Settings
 from worker.runner import Heartbeat, JobRun
 
 log = logging.getLogger("gradlab.worker")

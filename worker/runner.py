@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from service.codec import pack_state, unpack_state
-from service.metrics.chunks import chunk_row, extremes
-from service.settings import Settings
-from worker.build import build
-from worker.ml import DivergedError, EngineError, Trainer, gradient_check
-from worker.queue import CANCELLED, RELEASED, SUCCEEDED, Claim, Finish, Flush, LostClaim, Queue
+from engine import DivergedError, EngineError, Trainer, gradient_check
+from store.build import build
+from store.chunks import chunk_row, extremes
+from store.codec import pack_state, unpack_state
+from store.queue import CANCELLED, RELEASED, SUCCEEDED, Claim, Finish, Flush, LostClaim, Queue
+from store.settings import Settings
 
 log = logging.getLogger("gradlab.worker")
 

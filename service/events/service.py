@@ -19,13 +19,13 @@ import numpy as np
 import orjson
 from sqlalchemy import select
 
-from service.db import Database
 from service.jobs import repository as jobs_repo
 from service.jobs.service import job_view
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
-from service.metrics.chunks import COLUMNS
-from service.tables import GradientCheck
+from store.chunks import COLUMNS
+from store.db import Database
+from store.tables import GradientCheck
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 MAX_POINTS_PER_EVENT = 10_000

@@ -9,8 +9,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from service.db import Database
-from service.tables import Checkpoint, GradientCheck, Job
+from store.db import Database
+from store.tables import Checkpoint, GradientCheck, Job
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 

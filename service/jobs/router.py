@@ -11,7 +11,7 @@ from service.deps import DatabaseDep, ReadSessionDep, SettingsDep
 from service.errors import ErrorBody, json_response
 from service.jobs import repository, schemas, service
 from service.jobs.examples import SEEDS
-from service.jobs.spec import JobSpec
+from store.spec import JobSpec
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

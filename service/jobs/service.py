@@ -11,15 +11,15 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import queue
-from service.codec import unpack_state
-from service.db import Database
 from service.errors import Conflict, InvalidSpec, NotApplicable, NotFound, Problem
 from service.jobs import repository
-from service.jobs.spec import JobSpec
 from service.jobs.validation import check_spec
-from service.settings import Settings
-from service.tables import Job, new_id
+from store import queue
+from store.codec import unpack_state
+from store.db import Database
+from store.settings import Settings
+from store.spec import JobSpec
+from store.tables import Job, new_id
 
 
 def utcnow() -> datetime:

@@ -1,6 +1,6 @@
 """Checks on a job spec that need several fields at once, or the server's limits.
 
-Pydantic has already checked every field on its own (``service.jobs.spec``). What is left is
+Pydantic has already checked every field on its own (``store.spec``). What is left is
 whether the parts fit together — a loss the model accepts, labels the loss can use, given
 parameters with the model's shapes, Newton only where the Hessian is exact and useful — and
 whether the job fits the server's limits. Each problem names its field path, so that the
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from service.errors import InvalidSpec, Problem
-from service.jobs.spec import (
+from store.settings import Settings
+from store.spec import (
     MLP,
     MODEL_LOSSES,
     BlobsData,
@@ -25,7 +26,6 @@ from service.jobs.spec import (
     Newton,
     SpiralData,
 )
-from service.settings import Settings
 
 MAX_PARAMETERS = 5_000_000
 

@@ -10,8 +10,8 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, select
 
-from service.metrics.chunks import SERIES
-from service.tables import Job, MetricChunk
+from store.chunks import SERIES
+from store.tables import Job, MetricChunk
 
 T = cast(Table, MetricChunk.__table__)
 

@@ -16,8 +16,8 @@ import orjson
 from sqlalchemy import Connection
 
 from service.metrics import repository
-from service.metrics.chunks import COLUMNS, SERIES, WIDTH, extremes, series
 from service.metrics.repository import Span
+from store.chunks import COLUMNS, SERIES, WIDTH, extremes, series
 
 Format = Literal["points", "columns", "csv"]
 

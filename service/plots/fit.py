@@ -1,7 +1,7 @@
 """What a trained model does on its data: decision regions in 2-D, a fitted curve in 1-D.
 
-This is the one place the service imports the training engine (``worker.build`` and
-``worker.ml``), and only for inference: it regenerates the job's dataset from the spec
+This is the one place the service imports the training engine (``store.build`` and
+``engine``), and only for inference: it regenerates the job's dataset from the spec
 (seeded, so bit-identical to what the worker trained on; inline data is in the spec) and
 calls ``model.predict`` with the parameters of the job's latest checkpoint. Nothing here
 trains or writes.
@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from service.codec import unpack_state
+from engine import Dataset, Model
 from service.errors import NotApplicable
 from service.jobs import repository as jobs_repo
 from service.plots.render import FittedLine, Regions
-from service.tables import Job
-from worker.build import build
-from worker.ml import Dataset, Model
+from store.build import build
+from store.codec import unpack_state
+from store.tables import Job
 
 GRID = 300  # decision-region resolution per axis
 CURVE_POINTS = 400  # points along a fitted 1-D curve

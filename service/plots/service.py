@@ -21,7 +21,7 @@ from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics
 from service.plots.render import CheckSeries, Curve
 from service.sweeps import service as sweeps
-from service.tables import Job
+from store.tables import Job
 
 MAX_COMPARED = 20
 TITLE_WIDTH = 100  # characters per title line

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.jobs.spec import JobSpec
+from store.spec import JobSpec
 
 
 class SweepRequest(BaseModel):

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from service.errors import InvalidSpec, NotFound, Problem
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
-from service.jobs.spec import JobSpec
-from service.queue import notify
-from service.settings import Settings
 from service.sweeps.schemas import SweepRequest
-from service.tables import Job, Sweep
+from store.queue import notify
+from store.settings import Settings
+from store.spec import JobSpec
+from store.tables import Job, Sweep
 
 SORT_KEYS = ("final_loss", "final_accuracy", "best_loss", "created")
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+import migrations as migrate
 from gradlab.cli import app
 from gradlab.client import Client
-from service import migrate
 from tests.procs import ROOT, Server, free_port, wait_for
 
 pytestmark = pytest.mark.slow

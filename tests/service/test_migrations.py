@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from service import migrate
-from service.db import create_db_engine
-from service.tables import Base
+import migrations as migrate
+from store.db import create_db_engine
+from store.tables import Base
 from tests.conftest import PG_ADMIN_URL, _admin_connect
 
 TABLES = {"jobs", "attempts", "metric_chunks", "gradient_checks", "checkpoints", "sweeps"}

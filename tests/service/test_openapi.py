@@ -8,7 +8,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from service import migrate
+import migrations as migrate
 from service.app import create_app
 from service.jobs.examples import SEEDS
 from tests.conftest import make_settings

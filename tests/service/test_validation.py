@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from service.jobs.examples import SEEDS
-from service.jobs.spec import MODEL_LOSSES, JobSpec
 from service.jobs.validation import data_shape, output_size, param_shapes
-from worker.build import build
+from store.build import build
+from store.spec import MODEL_LOSSES, JobSpec
 
 SPECS = [example["value"] for example in SEEDS.values()] + [
     {

@@ -10,15 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from service import migrate
-from service.db import Database
+import migrations as migrate
 from service.jobs import service as jobs_service
-from service.jobs.spec import JobSpec
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
-from service.tables import GradientCheck, Job, MetricChunk
+from store.db import Database
+from store.queue import Queue
+from store.spec import JobSpec
+from store.tables import GradientCheck, Job, MetricChunk
 from tests.conftest import make_settings, run_worker
-from worker.queue import Queue
 from worker.runner import JobRun
 
 

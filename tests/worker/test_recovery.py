@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from service.db import Database
+from engine import Trainer
 from service.jobs import service as jobs_service
-from service.jobs.spec import JobSpec
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
-from service.tables import Attempt, Job, MetricChunk
+from store.build import build
+from store.db import Database
+from store.spec import JobSpec
+from store.tables import Attempt, Job, MetricChunk
 from tests.conftest import make_settings, run_worker
 from tests.procs import kill_group, start_worker, wait_for
-from worker.build import build
-from worker.ml import Trainer
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from worker import ml
+import engine as ml
 
 
 @settings(max_examples=30, deadline=None)
@@ -125,7 +125,7 @@ def test_bad_dataset_options(kind, options, fragment):
 
 def test_the_engine_imports_no_service_database_http_or_autograd():
     code = (
-        "import sys, worker.ml\n"
+        "import sys, engine\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "{'service', 'sqlalchemy', 'fastapi', 'httpx', 'starlette', 'torch', 'jax'}]\n"
         "assert not bad, bad\n"

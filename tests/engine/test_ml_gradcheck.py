@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from worker import ml
-from worker.ml import torchref
-from worker.ml.models import Model
+import engine as ml
+from engine import torchref
+from engine.models import Model
 
 
 class OffByOne(Model):

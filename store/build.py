@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.ml import Dataset, Model, Optimizer, make_dataset, make_model, make_optimizer
+from engine import Dataset, Model, Optimizer, make_dataset, make_model, make_optimizer
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""The worker's side of the job queue: claim, heartbeat, flush and finish, each fenced.
+"""The job queue's protocol: telling idle workers a job waits; claim, heartbeat, flush and
+finish, each fenced.
+
+On PostgreSQL a ``NOTIFY`` in the submitting transaction wakes workers blocked in ``LISTEN``
+the moment it commits (and never for a transaction that rolls back). SQLite has no such
+channel; its workers poll every ``GRADLAB_POLL_SECONDS``.
 
 A claim is ``(job id, attempt number)``. Claiming increments ``jobs.attempts`` and records an
 ``attempts`` row; every later write for the job — points, checks, checkpoint, lease renewals,
@@ -27,10 +32,20 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
-from service.db import Database, retry_locked
-from service.settings import Settings
-from service.tables import Attempt, Base, Checkpoint, GradientCheck, Job, MetricChunk
+from store.db import Database, retry_locked
+from store.settings import Settings
+from store.tables import Attempt, Base, Checkpoint, GradientCheck, Job, MetricChunk
+
+CHANNEL = "gradlab_jobs"
+
+
+def notify(session: Session) -> None:
+    """Wake idle workers when this transaction commits (PostgreSQL only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {CHANNEL}"))
+
 
 jobs = cast(Table, Job.__table__)
 attempts = cast(Table, Attempt.__table__)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from service.codec import pack, unpack
+from store.codec import pack, unpack
 
 SERIES = ("loss", "data_loss", "reg_loss", "grad_norm", "accuracy")
 COLUMNS = ("iteration", *SERIES)

@@ -5,7 +5,7 @@ It imports nothing from the service, a database or HTTP, and no autograd library
 only imported, lazily, by the optional reference in ``torchref``), so it can be used from a
 notebook on its own::
 
-    from worker import ml
+    import engine as ml
     data = ml.spiral(seed=0)
     model = ml.make_model("mlp", n_features=2, n_classes=3, hidden_sizes=[100])
     trainer = ml.Trainer(model, ml.make_optimizer("gd", learning_rate=1.0), data.X, data.y,

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-from worker import ml
-from worker.ml import torchref
+import engine as ml
+from engine import torchref
 
 # Every model × loss × activation the engine accepts.
 CASES = [

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+import engine as ml
 from bench.seeds import softmax_seed, two_layer_seed
-from worker import ml
 
 
 def losses(records: list[ml.IterationRecord]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Shared helpers for the engine tests, as fixtures (test modules here are not a package):
 small random problems and a reference central difference written independently of
-``worker.ml.gradcheck``."""
+``engine.gradcheck``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from worker import ml
+import engine as ml
 
 
 def numeric_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:

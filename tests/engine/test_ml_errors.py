@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from worker import ml
+import engine as ml
 
 
 def raises(exc: type[Exception], *fragments: str):

@@ -1,7 +1,7 @@
 """Input validation shared by the datasets, the models, the optimizers and the trainer.
 
 Each helper turns a value into the form the engine computes with, or raises the
-specific :mod:`worker.ml.errors` exception with a sentence naming the value.
+specific :mod:`engine.errors` exception with a sentence naming the value.
 """
 
 from __future__ import annotations
