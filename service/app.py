@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import health
+from service.catalog.router import router as catalog_router
 from service.dashboard.router import router as dashboard_router
 from service.errors import install_handlers
 from service.events.router import router as events_router
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs_router)
+    app.include_router(catalog_router)
     app.include_router(metrics_router)
     app.include_router(events_router)
     app.include_router(sweeps_router)
