@@ -14,6 +14,7 @@ notebook on its own::
         ...
 """
 
+from . import catalog
 from .datasets import DATASET_KINDS, Dataset, blobs, inline, line, make_dataset, spiral
 from .errors import DivergedError, EngineError, LabelError, ShapeError, SpecError
 from .gradcheck import GradientCheck, TensorCheck, gradient_check
@@ -51,6 +52,7 @@ __all__ = [
     "TensorCheck",
     "Trainer",
     "blobs",
+    "catalog",
     "gradient_check",
     "inline",
     "line",

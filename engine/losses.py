@@ -88,3 +88,17 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     """Row-wise softmax of logits scores: (m, K), shifted before exp."""
     exp = np.exp(scores - scores.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def huber_loss(yhat: np.ndarray, y: np.ndarray, delta: float = 1.0) -> tuple[float, np.ndarray]:
+    """mean of ½r² where |r| ≤ δ and δ(|r| − ½δ) beyond, r = ŷ − y (Huber, 1964).
+
+    Quadratic near the fit and linear in the tails, so an outlier pulls with a force of at
+    most δ instead of its whole residual; d/dŷ = clip(r, −δ, δ)/m.  yhat, y: (m,).
+    """
+    m = yhat.shape[0]
+    r = yhat - y
+    a = np.abs(r)
+    quadratic = a <= delta
+    per_sample = np.where(quadratic, 0.5 * r * r, delta * (a - 0.5 * delta))
+    return float(per_sample.sum()) / m, np.clip(r, -delta, delta) / m

@@ -12,6 +12,7 @@ loss += 0.5·l2·Σ‖W‖² over the weight matrices only, and dW += l2·W.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -19,38 +20,18 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import catalog
 from . import hessian as _hessian
 from ._checks import as_float, as_int, as_matrix, as_vector, choice
 from .errors import EngineError, LabelError, ShapeError, SpecError
 from .layers import ACTIVATIONS, affine_backward, affine_forward, sigmoid
-from .losses import (
-    half_mse_loss,
-    log_loss,
-    mae_loss,
-    mse_loss,
-    sigmoid_mse_loss,
-    softmax,
-    softmax_cross_entropy_loss,
-)
+from .losses import softmax, softmax_cross_entropy_loss
 
-MODEL_LOSSES: dict[str, tuple[str, ...]] = {
-    "linear_regression": ("mse", "half_mse", "mae"),
-    "logistic_regression": ("log_loss", "mse"),
-    "softmax_regression": ("cross_entropy",),
-    "mlp": ("cross_entropy", "mse", "half_mse", "mae", "log_loss"),
-}
-"""Losses each model kind accepts; the first is the default."""
-MODEL_KINDS = tuple(MODEL_LOSSES)
-ACTIVATION_NAMES = tuple(ACTIVATIONS)
-INIT_KINDS = ("random", "zeros", "given")
-
-_HEAD_LOSSES = {
-    ("identity", "mse"): mse_loss,
-    ("identity", "half_mse"): half_mse_loss,
-    ("identity", "mae"): mae_loss,
-    ("sigmoid", "log_loss"): log_loss,
-    ("sigmoid", "mse"): sigmoid_mse_loss,
-}
+MODEL_KINDS = tuple(catalog.MODELS)
+MODEL_LOSSES: dict[str, tuple[str, ...]] = {k: m.losses for k, m in catalog.MODELS.items()}
+"""Losses each model kind accepts, the first its default (a view of the catalog)."""
+ACTIVATION_NAMES = catalog.ACTIVATIONS
+INIT_KINDS = tuple(catalog.INITS)
 
 
 class Loss(NamedTuple):
@@ -85,15 +66,12 @@ class Model:
         n_classes: int | None,
         hidden_sizes: tuple[int, ...],
         activation: str | None,
+        loss_options: Mapping[str, float] | None = None,
     ) -> None:
         self.kind = kind
         self.loss_name = loss_name
-        if loss_name == "cross_entropy":
-            self.head = "softmax"
-        elif loss_name == "log_loss" or kind == "logistic_regression":
-            self.head = "sigmoid"
-        else:
-            self.head = "identity"
+        self.loss_options = catalog.loss_options(loss_name, loss_options)
+        self.head = catalog.head(kind, loss_name)
         self.is_classifier = self.head != "identity"
         self.n_features = n_features
         self.n_classes: int | None
@@ -107,21 +85,16 @@ class Model:
         self.activation = activation
         self.name = f"mlp with {loss_name}" if kind == "mlp" else kind
 
-        sizes = (n_features, *hidden_sizes, self.n_outputs)
-        if kind == "mlp":
-            names = [(f"W{i}", f"b{i}") for i in range(1, len(sizes))]
-        else:
-            names = [("W", "b")]
-        self._shapes: dict[str, tuple[int, ...]] = {}
-        for (Wn, bn), d, k in zip(names, sizes[:-1], sizes[1:], strict=True):
-            self._shapes[Wn] = (d, k)
-            self._shapes[bn] = (k,)
+        self._shapes = catalog.param_shapes(kind, n_features, self.n_outputs, hidden_sizes)
+        shape_names = list(self._shapes)
+        names = list(zip(shape_names[::2], shape_names[1::2], strict=True))
         self._hidden = names[:-1]
         self._out = names[-1]
         self._weights = tuple(Wn for Wn, _ in names)
         if activation is not None:
             self._act_forward, self._act_backward = ACTIVATIONS[activation]
-        self._data_loss = _HEAD_LOSSES.get((self.head, loss_name))
+        forward = catalog.LOSSES[loss_name].forward[self.head]
+        self._data_loss = functools.partial(forward, **self.loss_options)
         self._rows = np.arange(0)
         self._local = threading.local()
 
@@ -152,8 +125,8 @@ class Model:
         self,
         init: str = "random",
         *,
-        scale: float = 0.01,
-        seed: int = 0,
+        scale: float = catalog.INITS["random"]["scale"],
+        seed: int = catalog.INITS["random"]["seed"],
         given: Mapping[str, ArrayLike] | None = None,
     ) -> dict[str, np.ndarray]:
         """Initial parameters, as CS231n initialises them.
@@ -379,7 +352,8 @@ class Model:
         concatenated.  Two parameter vectors with different signatures lie on different
         sides of a kink, so a central difference between them is not a derivative.
         """
-        if self.activation != "relu" and self.loss_name != "mae":
+        kink = catalog.LOSSES[self.loss_name].kink
+        if self.activation != "relu" and kink is None:
             return None
         parts = []
         h = X
@@ -388,9 +362,12 @@ class Model:
             if self.activation == "relu":
                 parts.append(np.sign(a).ravel())
             h, _ = self._act_forward(a)
-        if self.loss_name == "mae":
+        if kink is not None:  # |r| = 0 (mae) or |r| = delta (huber)
             Wn, bn = self._out
-            parts.append(np.sign((h @ params[Wn] + params[bn]).ravel() - y))
+            r = (h @ params[Wn] + params[bn]).ravel() - y
+            parts.append(
+                np.sign(r) if kink == "zero" else np.sign(np.abs(r) - self.loss_options[kink])
+            )
         return np.concatenate(parts)
 
     def predict(self, params: Mapping[str, np.ndarray], X: Any) -> np.ndarray:
@@ -409,23 +386,9 @@ class Model:
 
     def check_hessian(self) -> None:
         """Raise SpecError explaining why :meth:`hessian` is refused for this model."""
-        if self.kind == "mlp":
-            raise SpecError(
-                "newton needs the exact Hessian, which gradlab derives only for linear, "
-                "logistic and softmax regression; it is refused for mlp (use gd or sgd)."
-            )
-        if self.loss_name == "mae":
-            raise SpecError(
-                "newton is refused for linear_regression with mae: the Hessian of the mean "
-                "absolute error is zero wherever it exists, so the Newton step is undefined "
-                "(use gd or sgd)."
-            )
-        if self.head == "sigmoid" and self.loss_name == "mse":
-            raise SpecError(
-                "newton is refused for logistic_regression with mse: the sigmoid followed "
-                "by squared error is not convex, so its Hessian can be indefinite and a "
-                "Newton step can climb (use log_loss, or gd)."
-            )
+        refusal = catalog.newton_refusal(self.kind, self.loss_name)
+        if refusal is not None:
+            raise SpecError(refusal)
 
     def hessian(
         self, params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray, l2: float
@@ -456,8 +419,9 @@ def make_model(
     n_features: int,
     n_classes: int | None = None,
     loss: str | None = None,
-    hidden_sizes: Sequence[int] = (100,),
-    activation: str = "relu",
+    hidden_sizes: Sequence[int] = catalog.MODELS["mlp"].options["hidden_sizes"],
+    activation: str = catalog.MODELS["mlp"].options["activation"],
+    loss_options: Mapping[str, float] | None = None,
 ) -> Model:
     """Build a model, checking every option.
 
@@ -476,17 +440,14 @@ def make_model(
         raise SpecError(f"{kind} {prefix} {loss_name!r}; it supports {', '.join(allowed)}.")
     n_features = as_int(n_features, "n_features", minimum=1)
     head_classes = None
-    if loss_name == "cross_entropy":
+    head = catalog.head(kind, loss_name)
+    if head == "softmax":
         if n_classes is None:
             raise SpecError(
                 f"{kind} with cross_entropy needs n_classes (the number of classes, at least 2)."
             )
         head_classes = as_int(n_classes, "n_classes", minimum=2)
-    elif (
-        (loss_name == "log_loss" or kind == "logistic_regression")
-        and n_classes is not None
-        and as_int(n_classes, "n_classes") != 2
-    ):
+    elif head == "sigmoid" and n_classes is not None and as_int(n_classes, "n_classes") != 2:
         raise SpecError(
             f"{kind} with {loss_name} is a binary classifier, but n_classes is {n_classes}; "
             "use cross_entropy (softmax_regression) for more than 2 classes."
@@ -504,6 +465,13 @@ def make_model(
             as_int(size, f"hidden_sizes[{i}]", minimum=1) for i, size in enumerate(hidden_sizes)
         )
         act = choice(activation, "activation", ACTIVATION_NAMES)
+    options = dict(loss_options or {})
+    for name, value in options.items():
+        defaults = catalog.LOSSES[loss_name].options
+        if name not in defaults:
+            listed = ", ".join(defaults) or "none"
+            raise SpecError(f"{loss_name} has no option {name!r}; its options: {listed}.")
+        options[name] = as_float(value, name, positive=True)
     return Model(
         kind,
         loss_name,
@@ -511,4 +479,5 @@ def make_model(
         n_classes=head_classes,
         hidden_sizes=sizes,
         activation=act,
+        loss_options=options,
     )

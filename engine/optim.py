@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from . import catalog
 from ._checks import as_float, as_int, choice
 from .errors import SpecError
 from .models import Model
 
-OPTIMIZER_KINDS = ("gd", "sgd", "newton")
+OPTIMIZER_KINDS = tuple(catalog.OPTIMIZERS)
 
 
 class Optimizer:
@@ -147,31 +148,35 @@ def make_optimizer(
     kind: str,
     *,
     learning_rate: float | None = None,
-    momentum: float = 0.0,
+    momentum: float | None = None,
     batch_size: int | None = None,
-    damping: float = 1e-8,
-    seed: int = 0,
+    damping: float | None = None,
+    seed: int | None = None,
 ) -> Optimizer:
     """Build an optimizer, checking every option.
 
-    kind: "gd" (default learning_rate 0.1) | "sgd" (default learning_rate 0.1,
-    batch_size 32) | "newton" (default learning_rate 1.0).  momentum in [0, 1) for gd
-    and sgd; batch_size >= 1 for sgd only; damping >= 0 (used by newton); seed: the sgd
-    shuffling seed.  Raises SpecError naming the bad option.
+    kind: one of ``catalog.OPTIMIZERS``, whose entries give each kind's options and their
+    defaults (an option left None takes its default).  momentum in [0, 1) for gd and sgd;
+    batch_size >= 1 for sgd only; damping >= 0 (used by newton); seed: the sgd shuffling
+    seed.  Raises SpecError naming the bad option.
     """
     choice(kind, "optimizer", OPTIMIZER_KINDS)
-    default_lr = 1.0 if kind == "newton" else 0.1
-    lr = default_lr if learning_rate is None else learning_rate
-    lr = as_float(lr, "learning_rate", positive=True)
-    momentum = as_float(momentum, "momentum", minimum=0.0, below=1.0)
-    damping = as_float(damping, "damping", minimum=0.0)
-    seed = as_int(seed, "seed", minimum=0)
-    if kind == "newton" and momentum:
-        raise SpecError("momentum applies to gd and sgd; newton does not use it.")
-    if kind == "sgd":
-        batch_size = as_int(32 if batch_size is None else batch_size, "batch_size", minimum=1)
-    elif batch_size is not None:
-        raise SpecError(f"batch_size applies to sgd only; {kind} always uses the full batch.")
+    defaults = catalog.OPTIMIZERS[kind].options
+    given = {"momentum": momentum, "batch_size": batch_size, "damping": damping, "seed": seed}
+    for name, value in given.items():
+        if value is not None and name not in defaults and (name != "momentum" or value):
+            uses = [k for k, o in catalog.OPTIMIZERS.items() if name in o.options]
+            raise SpecError(f"{name} applies to {' and '.join(uses)} only; {kind} does not use it.")
+
+    def option(name: str, value: Any, fallback: Any) -> Any:
+        return defaults.get(name, fallback) if value is None else value
+
+    lr = as_float(option("learning_rate", learning_rate, None), "learning_rate", positive=True)
+    momentum = as_float(option("momentum", momentum, 0.0), "momentum", minimum=0.0, below=1.0)
+    damping = as_float(option("damping", damping, 0.0), "damping", minimum=0.0)
+    seed = as_int(option("seed", seed, 0), "seed", minimum=0)
+    if "batch_size" in defaults:
+        batch_size = as_int(option("batch_size", batch_size, None), "batch_size", minimum=1)
     return _CLASSES[kind](
         learning_rate=lr, momentum=momentum, batch_size=batch_size, damping=damping, seed=seed
     )

@@ -1,7 +1,8 @@
 """An optional outside reference: each model's loss re-implemented in PyTorch float64.
 
 The loss is written here independently of the NumPy code, from ``torch.nn.functional``
-(mse_loss, l1_loss, binary_cross_entropy_with_logits, cross_entropy, relu/sigmoid/tanh)
+(mse_loss, l1_loss, huber_loss, binary_cross_entropy_with_logits, cross_entropy,
+relu/sigmoid/tanh)
 plus the L2 term, and differentiated by autograd.  torch is an optional extra: it is
 imported lazily inside the functions, never at module import.
 """
@@ -66,6 +67,8 @@ def torch_loss_and_grads(
             data_loss = F.mse_loss(z, target)
         elif model.loss_name == "half_mse":
             data_loss = 0.5 * F.mse_loss(z, target)
+        elif model.loss_name == "huber":
+            data_loss = F.huber_loss(z, target, delta=model.loss_options["delta"])
         else:
             data_loss = F.l1_loss(z, target)
     reg_loss = 0.5 * l2 * sum((W * W).sum() for W, _ in layers)

@@ -1,4 +1,4 @@
-"""From a stored (normalised) job spec to the engine's objects."""
+"""From a job spec, typed as the API accepted it, to the engine's objects."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
-from engine import Dataset, Model, Optimizer, make_dataset, make_model, make_optimizer
+from engine import (
+    Dataset,
+    Model,
+    Optimizer,
+    catalog,
+    make_dataset,
+    make_model,
+    make_optimizer,
+)
+from store.spec import MLP, GivenInit, InlineData, JobSpec, RandomInit
 
 
 @dataclass
@@ -21,31 +31,46 @@ class Built:
     iterations: int
 
 
-def _options(section: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in section.items() if k != "kind"}
+def _options(section: BaseModel) -> dict[str, Any]:
+    """A spec section's fields but its ``kind``: the engine function's keyword arguments."""
+    return {name: getattr(section, name) for name in type(section).model_fields if name != "kind"}
 
 
-def build(spec: Mapping[str, Any]) -> Built:
-    """The model, optimizer, data and initial parameters a spec describes."""
-    data = make_dataset(spec["data"]["kind"], **_options(spec["data"]))
-    loss = spec["loss"]
+def build_data(spec: JobSpec) -> Dataset:
+    """The dataset a spec describes."""
+    return make_dataset(spec.data.kind, **_options(spec.data))
+
+
+def build_model(spec: JobSpec, data: Dataset) -> Model:
+    """The model a spec describes, sized for ``data``."""
+    loss = spec.resolved_loss
     n_classes = data.n_classes
-    if n_classes is None and loss == "cross_entropy" and len(data.y):
-        n_classes = int(np.max(data.y)) + 1  # inline labels 0..K−1
-    model_spec = spec["model"]
-    model = make_model(
-        model_spec["kind"],
+    softmax = catalog.head(spec.model.kind, loss) == "softmax"
+    if n_classes is None and softmax and isinstance(spec.data, InlineData):
+        n_classes = catalog.inferred_classes(data.y)  # inline labels 0..K−1
+    extra: Mapping[str, Any] = {}
+    if isinstance(spec.model, MLP):
+        extra = {"hidden_sizes": spec.model.hidden_sizes, "activation": spec.model.activation}
+    return make_model(
+        spec.model.kind,
         n_features=data.X.shape[1],
         n_classes=n_classes,
         loss=loss,
-        **_options(model_spec),
+        loss_options=spec.loss_options,
+        **extra,
     )
-    optimizer = make_optimizer(spec["optimizer"]["kind"], **_options(spec["optimizer"]))
-    init = spec["init"]
-    params = model.init_params(
-        init["kind"],
-        scale=init.get("scale", 0.01),
-        seed=init.get("seed", 0),
-        given=init.get("params"),
-    )
-    return Built(model, optimizer, data, params, float(spec["l2"]), int(spec["iterations"]))
+
+
+def build(spec: JobSpec) -> Built:
+    """The model, optimizer, data and initial parameters a spec describes."""
+    data = build_data(spec)
+    model = build_model(spec, data)
+    optimizer = make_optimizer(spec.optimizer.kind, **_options(spec.optimizer))
+    init = spec.init
+    if isinstance(init, RandomInit):
+        params = model.init_params("random", scale=init.scale, seed=init.seed)
+    elif isinstance(init, GivenInit):
+        params = model.init_params("given", given=init.params)
+    else:
+        params = model.init_params(init.kind)
+    return Built(model, optimizer, data, params, spec.l2, spec.iterations)

@@ -1,17 +1,22 @@
 """The training-job spec: what a user posts to ``POST /v1/jobs``.
 
 Each choice (model, data, optimizer, init) is a discriminated union on ``kind``, so Swagger
-shows every variant with its own fields and defaults. These classes check each field on its
-own; the checks that need several fields at once (a loss that fits the model, labels that fit
-the loss, given parameters with the right shapes, the server's size limits) are in
-``service.jobs.validation``.
+shows every variant with its own fields and defaults. The kinds, the losses and every default
+come from the engine's catalog (``engine.catalog``); these classes add each field's bounds and
+description for the API, and check each field on its own. The checks that need several
+fields at once (a loss that fits the model, labels that fit the loss, given parameters with
+the right shapes, the server's size limits) are in ``service.jobs.validation``. The worker
+reads a stored spec back as the same :class:`JobSpec`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from engine import catalog
 
 # Shared: reject unknown fields (typos get a clear error) and NaN/Infinity everywhere.
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -19,15 +24,15 @@ _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed of the generator.")]
 
-LossName = Literal["mse", "half_mse", "mae", "log_loss", "cross_entropy"]
+if TYPE_CHECKING:
+    LossName = str
+else:
+    LossName = Literal[tuple(catalog.LOSSES)]
 
-MODEL_LOSSES: dict[str, tuple[str, ...]] = {
-    "linear_regression": ("mse", "half_mse", "mae"),
-    "logistic_regression": ("log_loss", "mse"),
-    "softmax_regression": ("cross_entropy",),
-    "mlp": ("cross_entropy", "log_loss", "mse", "half_mse", "mae"),
-}
-"""Losses each model accepts; the first is its default."""
+
+_MLP = catalog.MODELS["mlp"].options
+_OPT = catalog.OPTIMIZERS
+_DATA = catalog.DATASETS
 
 
 # --- models -----------------------------------------------------------------------------
@@ -60,13 +65,13 @@ class MLP(BaseModel):
     model_config = _CONFIG
     kind: Literal["mlp"]
     hidden_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
-        default_factory=lambda: [100],
+        default_factory=lambda: list(_MLP["hidden_sizes"]),
         min_length=1,
         max_length=8,
         description="Units per hidden layer; one entry per layer.",
     )
-    activation: Literal["relu", "sigmoid", "tanh"] = Field(
-        "relu", description="Hidden-layer activation."
+    activation: Literal[catalog.ACTIVATIONS] = Field(  # type: ignore[valid-type]
+        _MLP["activation"], description="Hidden-layer activation."
     )
 
 
@@ -84,13 +89,17 @@ class LineData(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["line"]
-    n_samples: int = Field(100, ge=1, description="Number of points.")
-    slope: FiniteFloat = Field(2.0, description="Slope of the true line.")
-    intercept: FiniteFloat = Field(1.0, description="Intercept of the true line.")
-    noise: FiniteFloat = Field(0.1, ge=0, description="Standard deviation of the noise.")
-    x_min: FiniteFloat = Field(-1.0, description="Smallest x.")
-    x_max: FiniteFloat = Field(1.0, description="Largest x (above x_min).")
-    seed: Seed = 0
+    n_samples: int = Field(_DATA["line"]["n_samples"], ge=1, description="Number of points.")
+    slope: FiniteFloat = Field(_DATA["line"]["slope"], description="Slope of the true line.")
+    intercept: FiniteFloat = Field(
+        _DATA["line"]["intercept"], description="Intercept of the true line."
+    )
+    noise: FiniteFloat = Field(
+        _DATA["line"]["noise"], ge=0, description="Standard deviation of the noise."
+    )
+    x_min: FiniteFloat = Field(_DATA["line"]["x_min"], description="Smallest x.")
+    x_max: FiniteFloat = Field(_DATA["line"]["x_max"], description="Largest x (above x_min).")
+    seed: Seed = _DATA["line"]["seed"]
 
 
 class BlobsData(BaseModel):
@@ -98,12 +107,25 @@ class BlobsData(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["blobs"]
-    n_samples: int = Field(200, ge=2, description="Number of points, split across classes.")
-    n_classes: int = Field(2, ge=2, le=1000, description="Number of clusters (labels 0..K−1).")
-    n_features: int = Field(2, ge=1, description="Dimension of each point.")
-    cluster_std: FiniteFloat = Field(1.0, gt=0, description="Standard deviation of a cluster.")
-    center_box: FiniteFloat = Field(5.0, gt=0, description="Half-width of the centres' box.")
-    seed: Seed = 0
+    n_samples: int = Field(
+        _DATA["blobs"]["n_samples"], ge=2, description="Number of points, split across classes."
+    )
+    n_classes: int = Field(
+        _DATA["blobs"]["n_classes"],
+        ge=2,
+        le=1000,
+        description="Number of clusters (labels 0..K−1).",
+    )
+    n_features: int = Field(
+        _DATA["blobs"]["n_features"], ge=1, description="Dimension of each point."
+    )
+    cluster_std: FiniteFloat = Field(
+        _DATA["blobs"]["cluster_std"], gt=0, description="Standard deviation of a cluster."
+    )
+    center_box: FiniteFloat = Field(
+        _DATA["blobs"]["center_box"], gt=0, description="Half-width of the centres' box."
+    )
+    seed: Seed = _DATA["blobs"]["seed"]
 
 
 class SpiralData(BaseModel):
@@ -111,10 +133,14 @@ class SpiralData(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["spiral"]
-    n_per_class: int = Field(100, ge=1, description="Points per arm.")
-    n_classes: int = Field(3, ge=2, le=1000, description="Number of arms (labels 0..K−1).")
-    noise: FiniteFloat = Field(0.2, ge=0, description="Standard deviation of the angle noise.")
-    seed: Seed = 0
+    n_per_class: int = Field(_DATA["spiral"]["n_per_class"], ge=1, description="Points per arm.")
+    n_classes: int = Field(
+        _DATA["spiral"]["n_classes"], ge=2, le=1000, description="Number of arms (labels 0..K−1)."
+    )
+    noise: FiniteFloat = Field(
+        _DATA["spiral"]["noise"], ge=0, description="Standard deviation of the angle noise."
+    )
+    seed: Seed = _DATA["spiral"]["seed"]
 
 
 class InlineData(BaseModel):
@@ -145,8 +171,8 @@ class GD(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["gd"]
-    learning_rate: LearningRate = 0.1
-    momentum: Momentum = 0.0
+    learning_rate: LearningRate = _OPT["gd"].options["learning_rate"]
+    momentum: Momentum = _OPT["gd"].options["momentum"]
 
 
 class SGD(BaseModel):
@@ -155,10 +181,12 @@ class SGD(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["sgd"]
-    learning_rate: LearningRate = 0.1
-    momentum: Momentum = 0.0
-    batch_size: int = Field(32, ge=1, description="Examples per minibatch.")
-    seed: Seed = 0
+    learning_rate: LearningRate = _OPT["sgd"].options["learning_rate"]
+    momentum: Momentum = _OPT["sgd"].options["momentum"]
+    batch_size: int = Field(
+        _OPT["sgd"].options["batch_size"], ge=1, description="Examples per minibatch."
+    )
+    seed: Seed = _OPT["sgd"].options["seed"]
 
 
 class Newton(BaseModel):
@@ -167,8 +195,10 @@ class Newton(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["newton"]
-    learning_rate: LearningRate = 1.0
-    damping: FiniteFloat = Field(1e-8, ge=0, description="Added to the Hessian's diagonal.")
+    learning_rate: LearningRate = _OPT["newton"].options["learning_rate"]
+    damping: FiniteFloat = Field(
+        _OPT["newton"].options["damping"], ge=0, description="Added to the Hessian's diagonal."
+    )
 
 
 OptimizerSpec = Annotated[
@@ -184,8 +214,10 @@ class RandomInit(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["random"]
-    scale: FiniteFloat = Field(0.01, gt=0, description="Standard deviation of the weights.")
-    seed: Seed = 0
+    scale: FiniteFloat = Field(
+        catalog.INITS["random"]["scale"], gt=0, description="Standard deviation of the weights."
+    )
+    seed: Seed = catalog.INITS["random"]["seed"]
 
 
 class ZerosInit(BaseModel):
@@ -258,6 +290,19 @@ UNION_TAGS: dict[str, frozenset[str]] = {
 """The discriminated-union fields and their tags: pydantic puts the tag in an error's path
 (``data.inline.X``), which users never write."""
 
+_CATALOG_KINDS: dict[str, Mapping[str, object]] = {
+    "model": catalog.MODELS,
+    "data": catalog.DATASETS,
+    "optimizer": catalog.OPTIMIZERS,
+    "init": catalog.INITS,
+}
+for _field, _tags in UNION_TAGS.items():  # a kind's fields are declared here, once
+    if _tags != set(_CATALOG_KINDS[_field]):
+        raise ImportError(
+            f"spec.{_field} declares {sorted(_tags)}, the catalog has "
+            f"{sorted(_CATALOG_KINDS[_field])}: declare each kind's fields here"
+        )
+
 
 class JobSpec(BaseModel):
     """A training job: a model, data, an optimizer and how long to run."""
@@ -270,8 +315,20 @@ class JobSpec(BaseModel):
     model: ModelSpec
     loss: LossName | None = Field(
         None,
-        description="Loss; default per model: mse (linear), log_loss (logistic), "
-        "cross_entropy (softmax, mlp).",
+        description="Loss; default per model: "
+        + ", ".join(f"{m.losses[0]} ({kind})" for kind, m in catalog.MODELS.items())
+        + ".",
+    )
+    loss_options: dict[Annotated[str, Field(min_length=1, max_length=64)], FiniteFloat] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="Options of the loss, with their defaults filled in: "
+        + "; ".join(
+            f"{name}: " + ", ".join(f"{k} = {v:g}" for k, v in loss.options.items())
+            for name, loss in catalog.LOSSES.items()
+            if loss.options
+        )
+        + ".",
     )
     data: DataSpec
     optimizer: OptimizerSpec
@@ -288,7 +345,15 @@ class JobSpec(BaseModel):
         "first and the last iteration.",
     )
 
+    @property
+    def resolved_loss(self) -> str:
+        """The loss, or the model's default."""
+        return self.loss or catalog.default_loss(self.model.kind)
+
     def normalised(self) -> dict:
         """The spec with every default filled in, as stored and returned."""
-        loss = self.loss or MODEL_LOSSES[self.model.kind][0]
-        return self.model_copy(update={"loss": loss}).model_dump(mode="json")
+        loss = self.resolved_loss
+        options = catalog.loss_options(loss, self.loss_options)
+        return self.model_copy(update={"loss": loss, "loss_options": options}).model_dump(
+            mode="json"
+        )

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from engine import DivergedError, EngineError, Trainer, gradient_check
 from store.build import build
@@ -23,6 +25,7 @@ from store.chunks import chunk_row, extremes
 from store.codec import pack_state, unpack_state
 from store.queue import CANCELLED, RELEASED, SUCCEEDED, Claim, Finish, Flush, LostClaim, Queue
 from store.settings import Settings
+from store.spec import GradientCheckSpec, JobSpec
 
 log = logging.getLogger("gradlab.worker")
 
@@ -104,7 +107,8 @@ class JobRun:
         """Train the job until it ends or this attempt must stop; the attempt's outcome."""
         claim = self.claim
         try:
-            built = build(claim.spec)
+            self.spec = JobSpec.model_validate(claim.spec)
+            built = build(self.spec)
             state = unpack_state(claim.checkpoint) if claim.checkpoint else None
             trainer = Trainer(
                 built.model,
@@ -116,7 +120,7 @@ class JobRun:
                 params=built.params,
                 state=state,
             )
-        except EngineError as exc:
+        except (EngineError, ValidationError) as exc:
             error = {"type": "invalid_spec", "message": str(exc)}
             return self._end(Finish("failed", "failed", error))
         self.built, self.trainer = built, trainer
@@ -132,9 +136,9 @@ class JobRun:
     # --- the loop -------------------------------------------------------------------------
 
     def _train(self) -> str:
-        trainer, options = self.trainer, self.claim.spec["gradient_check"]
-        references = list(dict.fromkeys(options["references"]))
-        every, last = options["every"], self.built.iterations - 1
+        trainer, options = self.trainer, self.spec.gradient_check
+        references = list(dict.fromkeys(options.references))
+        every, last = options.every, self.built.iterations - 1
         next_check = self._next_check(trainer.iteration, every, last) if references else -1
 
         n_flush = self.settings.flush_iterations
@@ -184,7 +188,7 @@ class JobRun:
         return last
 
     def _check(
-        self, i: int, references: list[str], options: dict[str, Any]
+        self, i: int, references: Sequence[str], options: GradientCheckSpec
     ) -> list[dict[str, Any]]:
         Xb, yb = self.trainer.batch
         out = []
@@ -196,10 +200,10 @@ class JobRun:
                 yb,
                 self.built.l2,
                 reference=reference,
-                epsilon=options["epsilon"],
-                rtol=options["rtol"],
-                atol=options["atol"],
-                max_coordinates=options["max_coordinates"],
+                epsilon=options.epsilon,
+                rtol=options.rtol,
+                atol=options.atol,
+                max_coordinates=options.max_coordinates,
                 seed=i,
             )
             result = {"iteration": i, **check.to_dict()}

@@ -10,75 +10,27 @@ whether the job fits the server's limits. Each problem names its field path, so 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from itertools import pairwise
 
+from engine import catalog
 from service.errors import InvalidSpec, Problem
 from store.settings import Settings
-from store.spec import (
-    MLP,
-    MODEL_LOSSES,
-    BlobsData,
-    GivenInit,
-    InlineData,
-    JobSpec,
-    LineData,
-    Newton,
-    SpiralData,
-)
+from store.spec import MLP, BlobsData, GivenInit, InlineData, JobSpec, LineData, Newton
 
 MAX_PARAMETERS = 5_000_000
 
-NEWTON_LOSSES = {
-    "linear_regression": ("mse", "half_mse"),
-    "logistic_regression": ("log_loss",),
-    "softmax_regression": ("cross_entropy",),
-}
 
-
-@dataclass(frozen=True)
-class DataShape:
-    """What the model needs to know of the data: rows, columns and, for labels, classes."""
-
-    rows: int
-    features: int
-    n_classes: int | None  # classes of generated labelled data, or inferred from inline labels
-    labelled: bool  # generated class labels (blobs, spiral) rather than real targets (line)
-
-
-def data_shape(spec: JobSpec) -> DataShape:
+def data_shape(spec: JobSpec) -> catalog.DataShape:
     """Rows, features and classes of the spec's data, without generating it."""
     data = spec.data
-    if isinstance(data, LineData):
-        return DataShape(data.n_samples, 1, None, False)
-    if isinstance(data, BlobsData):
-        return DataShape(data.n_samples, data.n_features, data.n_classes, True)
-    if isinstance(data, SpiralData):
-        return DataShape(data.n_per_class * data.n_classes, 2, data.n_classes, True)
-    assert isinstance(data, InlineData)
-    features = len(data.X[0]) if data.X else 0
-    labels_are_ints = all(float(v).is_integer() and v >= 0 for v in data.y)
-    n_classes = int(max(data.y)) + 1 if data.y and labels_are_ints else None
-    return DataShape(len(data.X), features, n_classes, False)
+    return catalog.data_shape(data.kind, data.model_dump(exclude={"kind"}))
 
 
-def output_size(model_kind: str, loss: str, n_classes: int | None) -> int:
-    """Columns of the model's output: K for a softmax head, else 1."""
-    if model_kind == "softmax_regression" or loss == "cross_entropy":
-        return n_classes or 0
-    return 1
-
-
-def param_shapes(spec: JobSpec, features: int, outputs: int) -> dict[str, tuple[int, ...]]:
-    """The parameter names and shapes the engine will build for this spec."""
-    if isinstance(spec.model, MLP):
-        sizes = [features, *spec.model.hidden_sizes, outputs]
-        shapes: dict[str, tuple[int, ...]] = {}
-        for layer, (fan_in, fan_out) in enumerate(pairwise(sizes), start=1):
-            shapes[f"W{layer}"] = (fan_in, fan_out)
-            shapes[f"b{layer}"] = (fan_out,)
-        return shapes
-    return {"W": (features, outputs), "b": (outputs,)}
+def param_shapes(spec: JobSpec, shape: catalog.DataShape) -> dict[str, tuple[int, ...]]:
+    """The parameter names and shapes the engine will build for this spec and data."""
+    kind = spec.model.kind
+    outputs = catalog.n_outputs(kind, spec.resolved_loss, shape.n_classes)
+    hidden = spec.model.hidden_sizes if isinstance(spec.model, MLP) else ()
+    return catalog.param_shapes(kind, shape.features, outputs, hidden)
 
 
 def _shape_of(value: object) -> tuple[int, ...] | None:
@@ -97,14 +49,19 @@ def _shape_of(value: object) -> tuple[int, ...] | None:
 def check_spec(spec: JobSpec, settings: Settings) -> None:
     """Raise :class:`InvalidSpec` listing every problem found, or return quietly."""
     problems: list[Problem] = []
-    loss = spec.loss or MODEL_LOSSES[spec.model.kind][0]
+    loss = spec.resolved_loss
     kind = spec.model.kind
 
-    if loss not in MODEL_LOSSES[kind]:
-        allowed = ", ".join(MODEL_LOSSES[kind])
+    allowed = catalog.MODELS[kind].losses
+    if loss not in allowed:
         problems.append(
-            Problem(("loss",), f"{kind} does not take the loss {loss!r}; use one of: {allowed}.")
+            Problem(
+                ("loss",),
+                f"{kind} does not take the loss {loss!r}; use one of: {', '.join(allowed)}.",
+            )
         )
+    else:
+        problems += _check_loss_options(spec, loss)
 
     if spec.iterations > settings.max_iterations:
         problems.append(
@@ -121,12 +78,13 @@ def check_spec(spec: JobSpec, settings: Settings) -> None:
 
     shape = data_shape(spec)
     problems += _check_labels(spec, loss, shape)
-    if isinstance(spec.optimizer, Newton) and loss not in NEWTON_LOSSES.get(kind, ()):
-        problems.append(Problem(("optimizer", "kind"), _newton_refusal(kind, loss)))
+    refusal = catalog.newton_refusal(kind, loss) if isinstance(spec.optimizer, Newton) else None
+    if refusal is not None:
+        problems.append(Problem(("optimizer", "kind"), refusal))
     if problems:
         raise InvalidSpec(problems)
 
-    shapes = param_shapes(spec, shape.features, output_size(kind, loss, shape.n_classes))
+    shapes = param_shapes(spec, shape)
     n_params = sum(math.prod(s) for s in shapes.values())
     if n_params > MAX_PARAMETERS:
         problems.append(
@@ -141,18 +99,18 @@ def check_spec(spec: JobSpec, settings: Settings) -> None:
         raise InvalidSpec(problems)
 
 
-def _newton_refusal(kind: str, loss: str) -> str:
-    if kind == "mlp":
-        return (
-            "newton needs the exact Hessian, which gradlab computes for linear, logistic and "
-            "softmax regression only; use gd or sgd to train an mlp."
-        )
-    if loss == "mae":
-        return "newton cannot minimise mae: its Hessian is zero wherever it exists; use gd or sgd."
-    return (
-        f"newton on {kind} with {loss} is refused: that loss is not convex in the parameters, "
-        "so the Newton step can climb; use gd or sgd."
-    )
+def _check_loss_options(spec: JobSpec, loss: str) -> list[Problem]:
+    known = catalog.LOSSES[loss].options
+    problems = []
+    for name, value in spec.loss_options.items():
+        if name not in known:
+            listed = ", ".join(known) or "none"
+            message = f"{loss} has no option {name!r}; its options: {listed}."
+            problems.append(Problem(("loss_options", name), message))
+        elif value <= 0:
+            message = f"{name} must be greater than 0, got {value:g}."
+            problems.append(Problem(("loss_options", name), message))
+    return problems
 
 
 # Which field sets a dataset's rows, and its columns, for each kind: where a limit points.
@@ -205,10 +163,10 @@ def _check_data(spec: JobSpec, settings: Settings) -> list[Problem]:
     return problems
 
 
-def _check_labels(spec: JobSpec, loss: str, shape: DataShape) -> list[Problem]:
+def _check_labels(spec: JobSpec, loss: str, shape: catalog.DataShape) -> list[Problem]:
     kind = spec.model.kind
-    binary = loss == "log_loss"
-    categorical = loss == "cross_entropy"
+    targets = catalog.TARGETS[catalog.head(kind, loss)]
+    binary, categorical = targets == "binary", targets == "classes"
     if not (binary or categorical):
         return []  # real-valued targets: any finite y will do
     head = f"{kind} with {loss}"
@@ -221,12 +179,12 @@ def _check_labels(spec: JobSpec, loss: str, shape: DataShape) -> list[Problem]:
                 "use blobs, spiral or inline labels, or a regression loss.",
             )
         ]
-    if isinstance(data, BlobsData | SpiralData):
-        if binary and data.n_classes != 2:
+    if shape.labelled:
+        if binary and shape.n_classes != 2:
             return [
                 Problem(
                     ("data", "n_classes"),
-                    f"{head} needs labels 0 or 1, but this dataset has {data.n_classes} classes; "
+                    f"{head} needs labels 0 or 1, but this dataset has {shape.n_classes} classes; "
                     "set n_classes to 2 or use softmax_regression.",
                 )
             ]

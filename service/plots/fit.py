@@ -21,6 +21,7 @@ from service.jobs import repository as jobs_repo
 from service.plots.render import FittedLine, Regions
 from store.build import build
 from store.codec import unpack_state
+from store.spec import JobSpec
 from store.tables import Job
 
 GRID = 300  # decision-region resolution per axis
@@ -43,7 +44,7 @@ def load(session: Session, job: Job) -> Source:
     """The job's model, regenerated data and checkpointed parameters, or NotApplicable when
     the job's data and model have no fit plot or it has recorded no parameters yet."""
     job_id = job.id
-    built = build(job.spec)
+    built = build(JobSpec.model_validate(job.spec))
     model, data = built.model, built.data
     n_features = data.X.shape[1]
     if not (n_features == 2 and model.is_classifier) and not (

@@ -16,6 +16,7 @@ CASES = [
     ("linear_regression", "mse", "relu"),
     ("linear_regression", "half_mse", "relu"),
     ("linear_regression", "mae", "relu"),
+    ("linear_regression", "huber", "relu"),
     ("logistic_regression", "log_loss", "relu"),
     ("logistic_regression", "mse", "relu"),
     ("softmax_regression", "cross_entropy", "relu"),

@@ -327,3 +327,57 @@ def test_models_and_optimizers_survive_pickling(spiral_data):
 
     expected = run(model, optimizer)
     assert run(*pickle.loads(pickle.dumps((model, optimizer)))) == expected
+
+
+def line_with_outliers() -> tuple[np.ndarray, np.ndarray]:
+    """y = 2x + 1 with small noise, and a tenth of the points thrown far above the line."""
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1.0, 1.0, size=100)
+    y = 2.0 * x + 1.0 + 0.05 * rng.standard_normal(100)
+    y[::10] += 8.0
+    return x[:, None], y
+
+
+def fitted_line(loss: str) -> tuple[float, float]:
+    X, y = line_with_outliers()
+    model = ml.make_model("linear_regression", n_features=1, loss=loss)
+    trainer = ml.Trainer(model, ml.make_optimizer("gd", learning_rate=0.5), X, y, iterations=3000)
+    trainer.run()
+    return float(trainer.params["W"][0, 0]), float(trainer.params["b"][0])
+
+
+def test_huber_fits_a_line_with_outliers_better_than_mse():
+    slope_mse, intercept_mse = fitted_line("mse")
+    slope_huber, intercept_huber = fitted_line("huber")
+    # The outliers drag the mean-squared fit up by about their share of the offset (0.8).
+    # Huber's linear tails cap each outlier's pull at delta/m, which the 90 inliers balance
+    # by leaning only 10·delta/90 ≈ 0.11 the other way.
+    assert intercept_mse - 1.0 > 0.6
+    assert abs(intercept_huber - 1.0) < 0.15
+    assert abs(slope_huber - 2.0) < abs(slope_mse - 2.0) + 0.05
+    assert abs(intercept_huber - 1.0) < abs(intercept_mse - 1.0) / 5
+
+
+def test_huber_is_half_mse_inside_delta_and_linear_beyond():
+    yhat = np.array([0.1, -0.4, 3.0, -5.0])
+    y = np.zeros(4)
+    small = ml.make_model("linear_regression", n_features=1, loss="huber")
+    inside, _ = small._data_loss(yhat[:2], y[:2])
+    half, _ = ml.make_model("linear_regression", n_features=1, loss="half_mse")._data_loss(
+        yhat[:2], y[:2]
+    )
+    assert inside == pytest.approx(half, rel=1e-15)
+    outside, d = small._data_loss(yhat[2:], y[2:])
+    assert outside == pytest.approx(((3.0 - 0.5) + (5.0 - 0.5)) / 2, rel=1e-15)
+    assert_allclose(d, [0.5, -0.5])  # the pull of each outlier is delta/m, whatever its size
+    wide = ml.make_model(
+        "linear_regression", n_features=1, loss="huber", loss_options={"delta": 10.0}
+    )
+    assert wide._data_loss(yhat, y)[0] == pytest.approx(0.5 * np.mean(yhat**2), rel=1e-15)
+
+
+def test_huber_options_are_checked():
+    with pytest.raises(ml.SpecError, match="huber has no option 'width'"):
+        ml.make_model("linear_regression", n_features=1, loss="huber", loss_options={"width": 1})
+    with pytest.raises(ml.SpecError, match="delta"):
+        ml.make_model("linear_regression", n_features=1, loss="huber", loss_options={"delta": 0})

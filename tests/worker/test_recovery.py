@@ -75,8 +75,7 @@ def chunk_starts(db: Database, job_id: str) -> list[tuple[int, int]]:
 
 def uninterrupted_losses(spec: dict) -> np.ndarray:
     """The loss series the engine gives in one go, for comparison with a resumed run."""
-    normalised = JobSpec.model_validate(spec).normalised()
-    b = build(normalised)
+    b = build(JobSpec.model_validate(spec))
     trainer = Trainer(
         b.model, b.optimizer, b.data.X, b.data.y, iterations=b.iterations, l2=b.l2, params=b.params
     )
