@@ -258,6 +258,24 @@ def data_shape(kind: str, options: Mapping[str, Any]) -> DataShape:
     return DataShape(len(X), features, inferred_classes(y), False)
 
 
+CHOICES: dict[str, tuple[str, ...]] = {"activation": ACTIVATIONS}
+"""Options whose value is one of a list of names."""
+
+
+def _options(options: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Options as JSON: each one's default and type (``int``, ``float``, ``ints``, or
+    ``choice`` with its ``choices``), which JSON numbers alone would not tell apart."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, default in options.items():
+        if name in CHOICES:
+            out[name] = {"default": default, "type": "choice", "choices": list(CHOICES[name])}
+        elif isinstance(default, tuple):
+            out[name] = {"default": list(default), "type": "ints"}
+        else:
+            out[name] = {"default": default, "type": type(default).__name__}
+    return out
+
+
 def describe() -> dict[str, Any]:
     """The catalog as JSON: what ``GET /v1/catalog`` serves to forms and clients."""
     return {
@@ -267,7 +285,7 @@ def describe() -> dict[str, Any]:
                 "losses": list(m.losses),
                 "default_loss": m.losses[0],
                 "newton_losses": list(m.newton_losses),
-                "options": dict(m.options),
+                "options": _options(m.options),
             }
             for kind, m in MODELS.items()
         },
@@ -275,18 +293,15 @@ def describe() -> dict[str, Any]:
             name: {
                 "summary": loss.summary,
                 "targets": sorted({TARGETS[h] for h in loss.forward}),
-                "options": dict(loss.options),
+                "options": _options(loss.options),
             }
             for name, loss in LOSSES.items()
         },
         "activations": list(ACTIVATIONS),
         "optimizers": {
-            kind: {"summary": o.summary, "options": dict(o.options)}
+            kind: {"summary": o.summary, "options": _options(o.options)}
             for kind, o in OPTIMIZERS.items()
         },
-        "inits": {kind: dict(options) for kind, options in INITS.items()},
-        "datasets": {
-            kind: {k: v for k, v in options.items() if k not in ("X", "y")}
-            for kind, options in DATASETS.items()
-        },
+        "inits": {kind: {"options": _options(options)} for kind, options in INITS.items()},
+        "datasets": {kind: {"options": _options(options)} for kind, options in DATASETS.items()},
     }

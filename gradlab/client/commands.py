@@ -11,13 +11,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Literal, NoReturn
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from engine import catalog
 from gradlab.client import render
 from gradlab.client.http import FAILED, INTERRUPTED, INVALID, APIError, Client, ClientError
 from gradlab.client.spec import read_spec
+from store.lifecycle import Status
+
+if TYPE_CHECKING:
+    ModelKind = str
+else:  # the choices of --model, from the catalog
+    ModelKind = StrEnum("ModelKind", {kind: kind for kind in catalog.MODELS})
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -108,14 +116,8 @@ def submit(
 
 
 def jobs(
-    status: Annotated[
-        Literal["queued", "running", "succeeded", "failed", "cancelled"] | None,
-        typer.Option(help="Only jobs in this state."),
-    ] = None,
-    model: Annotated[
-        Literal["linear_regression", "logistic_regression", "softmax_regression", "mlp"] | None,
-        typer.Option(help="Only jobs of this model kind."),
-    ] = None,
+    status: Annotated[Status | None, typer.Option(help="Only jobs in this state.")] = None,
+    model: Annotated[ModelKind | None, typer.Option(help="Only jobs of this model kind.")] = None,
     name: Annotated[str | None, typer.Option(help="Only jobs with this name.")] = None,
     tag: Annotated[str | None, typer.Option(help="KEY (has the tag) or KEY:VALUE.")] = None,
     sweep: Annotated[str | None, typer.Option(help="Only the jobs of this sweep.")] = None,

@@ -3,21 +3,37 @@
 
 import { api, h, jobLabel } from "./lib.js";
 
-/** Each field edits one path of the JSON spec; `when` says for which specs it applies. */
-const FIELDS = [
-  { path: "name", label: "name", type: "text" },
-  { path: "iterations", label: "iterations", type: "int" },
-  { path: "optimizer.kind", label: "optimizer", options: ["gd", "sgd", "newton"] },
-  { path: "optimizer.learning_rate", label: "learning rate", type: "float" },
-  { path: "optimizer.momentum", label: "momentum", type: "float",
-    when: (s) => s.optimizer?.kind !== "newton" },
-  { path: "optimizer.batch_size", label: "batch size", type: "int", when: (s) => s.optimizer?.kind === "sgd" },
-  { path: "l2", label: "L2 strength", type: "float" },
-  { path: "model.hidden_sizes", label: "hidden sizes", type: "ints", when: (s) => s.model?.kind === "mlp" },
-  { path: "model.activation", label: "activation", options: ["relu", "tanh", "sigmoid"],
-    when: (s) => s.model?.kind === "mlp" },
-  { path: "gradient_check.every", label: "check gradients every", type: "int" },
-];
+const LABELS = { learning_rate: "learning rate", batch_size: "batch size", hidden_sizes: "hidden sizes" };
+
+/** A field for a catalog option: `{default, type: "int" | "float" | "ints" | "choice", choices}`. */
+function optionField(path, name, option) {
+  const label = LABELS[name] || name.replaceAll("_", " ");
+  if (option.type === "choice") return { path, label, options: option.choices };
+  return { path, label, type: option.type };
+}
+
+/** The fields for spec `s`, from the catalog (GET /v1/catalog): each edits one path of the JSON,
+ *  and only the options of the kinds `s` picks are shown. */
+function fieldsFor(s, catalog) {
+  const model = catalog.models[s.model?.kind];
+  const optimizer = catalog.optimizers[s.optimizer?.kind];
+  const loss = catalog.losses[s.loss || model?.default_loss];
+  const options = (section, entries) => Object.entries(entries || {})
+    .filter(([name]) => name !== "seed")
+    .map(([name, option]) => optionField(`${section}.${name}`, name, option));
+  return [
+    { path: "name", label: "name", type: "text" },
+    { path: "iterations", label: "iterations", type: "int" },
+    { path: "model.kind", label: "model", options: Object.keys(catalog.models) },
+    ...(model ? [{ path: "loss", label: "loss", options: model.losses }] : []),
+    ...options("loss_options", loss?.options),
+    { path: "optimizer.kind", label: "optimizer", options: Object.keys(catalog.optimizers) },
+    ...options("optimizer", optimizer?.options),
+    { path: "l2", label: "L2 strength", type: "float" },
+    ...options("model", model?.options),
+    { path: "gradient_check.every", label: "check gradients every", type: "int" },
+  ];
+}
 
 const getPath = (obj, path) => path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
 
@@ -62,7 +78,8 @@ async function startingPoints(from, signal) {
 
 export async function newView(root, signal, queryText = "") {
   const query = new URLSearchParams(queryText);
-  const examples = await startingPoints(query.get("from"), signal);
+  const [examples, catalog] = await Promise.all([
+    startingPoints(query.get("from"), signal), api("v1/catalog", { signal })]);
   const names = Object.keys(examples);
   const pick = h("select", { id: "example" }, names.map((n) => h("option", { value: n }, examples[n].summary)));
   const about = h("p", { class: "muted" });
@@ -80,7 +97,7 @@ export async function newView(root, signal, queryText = "") {
       return; // JSON being edited: leave the fields as they are
     }
     if (!s || typeof s !== "object") return;
-    fields.replaceChildren(...FIELDS.filter((f) => !f.when || f.when(s)).map((f) => {
+    fields.replaceChildren(...fieldsFor(s, catalog).map((f) => {
       const input = fieldInput(f, getPath(s, f.path));
       input.addEventListener("change", () => edit(f, input.value));
       return h("label", {}, h("span", {}, f.label), input);
@@ -95,6 +112,12 @@ export async function newView(root, signal, queryText = "") {
     }
     if (field.path === "optimizer.kind") {
       s.optimizer = { kind: text, learning_rate: s.optimizer?.learning_rate }; // drop the old kind's fields
+    } else if (field.path === "model.kind") {
+      s.model = { kind: text }; // the new kind's options take their defaults
+      if (!catalog.models[text].losses.includes(s.loss)) delete s.loss;
+    } else if (field.path === "loss") {
+      s.loss = text;
+      delete s.loss_options; // the new loss's options take their defaults
     } else {
       setPath(s, field.path, parseField(field, text));
     }
