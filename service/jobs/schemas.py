@@ -1,15 +1,37 @@
-"""Response shapes of the jobs API (for the OpenAPI document and for clients).
+"""Response shapes of the jobs API: the OpenAPI document, and how a stored job is shown.
 
-The hot read endpoints build these shapes as plain dicts and serialise them with orjson
-(``service.jobs.service.job_view``); ``tests/service/test_openapi.py`` checks the responses
-against the classes here, so the two cannot drift apart.
+A :class:`Job` is read straight from a job's row (the ORM object or the columns of
+``repository.job_row``): this class is the one description of a job's JSON.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SkipValidation,
+    model_validator,
+)
+
+from store.tables import Job as JobRow
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with microseconds (SQLite hands datetimes back naive, in UTC)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
+"""A moment, shown as ISO 8601 in UTC with microseconds."""
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -30,24 +52,52 @@ class JobError(BaseModel):
     iteration: int | None = Field(description="The iteration it happened at, when it has one.")
 
 
+_COLUMNS = tuple(c.key for c in JobRow.__table__.columns)
+
+
 class Job(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     id: str
     name: str | None
     tags: dict[str, str]
     status: Status
-    spec: dict[str, Any] = Field(description="The spec as posted, with every default filled in.")
-    created_at: str = Field(description="ISO 8601, UTC, with microseconds.")
-    started_at: str | None
-    finished_at: str | None
+    # Stored specs passed validation when they were posted: shown as they are.
+    spec: SkipValidation[dict[str, Any]] = Field(
+        description="The spec as posted, with every default filled in."
+    )
+    created_at: UtcTime = Field(description="ISO 8601, UTC, with microseconds.")
+    started_at: UtcTime | None
+    finished_at: UtcTime | None
     iterations_done: int = Field(description="Iterations recorded so far.")
     attempts: int = Field(description="How many times a worker has claimed the job.")
     cancel_requested: bool
     gradient_checks_passed: bool | None = Field(
-        description="Whether every gradient check so far passed; null before the first."
+        validation_alias="checks_passed",
+        description="Whether every gradient check so far passed; null before the first.",
     )
     summary: Summary
     error: JobError | None
     sweep_id: str | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, row: Any) -> Any:
+        """A job's row as the API shows it: the summary's columns together, the error's
+        ``error_*`` columns as one object (or null)."""
+        if isinstance(row, dict):
+            return row
+        data = {name: getattr(row, name) for name in _COLUMNS}
+        data["tags"] = data["tags"] or {}
+        data["summary"] = {name: data[name] for name in Summary.model_fields}
+        error = {name: data[f"error_{name}"] for name in JobError.model_fields}
+        data["error"] = error if error["type"] is not None else None
+        return data
+
+    @classmethod
+    def view(cls, row: Any) -> dict[str, Any]:
+        """The JSON of a job's row."""
+        return cls.model_validate(row).model_dump(mode="json")
 
 
 class JobList(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.errors import Conflict, InvalidSpec, NotApplicable, NotFound, Problem
-from service.jobs import repository
+from service.jobs import repository, schemas
 from service.jobs.validation import check_spec
 from store import queue
 from store.codec import unpack_state
@@ -26,47 +26,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with microseconds (SQLite hands datetimes back naive, in UTC)."""
-    if moment is None:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def job_view(job: Job | SimpleNamespace) -> dict[str, Any]:
-    """The job as the API shows it (see ``schemas.Job``), from an ORM object or the columns
-    of :func:`repository.job_row`."""
-    error = None
-    if job.error_type is not None:
-        error = {
-            "type": job.error_type,
-            "message": job.error_message,
-            "iteration": job.error_iteration,
-        }
-    return {
-        "id": job.id,
-        "name": job.name,
-        "tags": job.tags or {},
-        "status": job.status,
-        "spec": job.spec,
-        "created_at": iso(job.created_at),
-        "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at),
-        "iterations_done": job.iterations_done,
-        "attempts": job.attempts,
-        "cancel_requested": job.cancel_requested,
-        "gradient_checks_passed": job.checks_passed,
-        "summary": {
-            "final_loss": job.final_loss,
-            "final_accuracy": job.final_accuracy,
-            "best_loss": job.best_loss,
-            "best_iteration": job.best_iteration,
-        },
-        "error": error,
-        "sweep_id": job.sweep_id,
-    }
+    """The job as the API shows it (``schemas.Job``), from an ORM object or the columns of
+    :func:`repository.job_row`."""
+    return schemas.Job.view(job)
 
 
 def request_hash(spec: JobSpec) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.errors import InvalidSpec, NotFound, Problem
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
+from service.jobs.schemas import iso
 from service.sweeps.schemas import SweepRequest
 from store.queue import notify
 from store.settings import Settings
@@ -143,7 +144,7 @@ def view(sweep: Sweep, jobs: list[Job], sort: str = "created") -> dict[str, Any]
         "name": sweep.name,
         "grid": sweep.grid,
         "base": sweep.base,
-        "created_at": jobs_service.iso(sweep.created_at),
+        "created_at": iso(sweep.created_at),
         "jobs": rows,
     }
 
