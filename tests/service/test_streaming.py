@@ -6,10 +6,18 @@ from __future__ import annotations
 import csv
 import io
 
+import numpy as np
 import pytest
 
-from bench.context import Context
+from service.jobs import service as jobs_service
 from service.metrics.router import STREAM_ABOVE
+from store.chunks import chunk_row
+from store.codec import pack_state
+from store.db import Database
+from store.queue import SUCCEEDED, Flush, Queue
+from store.spec import JobSpec
+from tests.conftest import make_settings
+from worker.runner import records_block
 
 TINY = {
     "model": {"kind": "logistic_regression"},
@@ -21,12 +29,38 @@ N = STREAM_ABOVE * 2 + 1234
 
 
 @pytest.fixture
-def long_job(db_url, tmp_path, client):
-    ctx = Context(db_url, tmp_path)
-    claim = ctx.running_job({**TINY, "iterations": N})
-    ctx.write_points(claim, N, finish=True)
-    ctx.close()
-    return claim.job_id
+def long_job(db_url, client):
+    """A job that finished with N synthetic points, written through the worker's flush path
+    (records → blocks → chunks of 1,000 → fenced flushes) without training anything."""
+    settings = make_settings(db_url)
+    db = Database(db_url, settings)
+    try:
+        with db.write_session() as session:
+            spec = JobSpec.model_validate({**TINY, "iterations": N})
+            job_id = jobs_service.submit(session, spec, settings)[0].id
+        queue = Queue(db, settings, "test")
+        claim = queue.claim()
+        assert claim is not None and claim.job_id == job_id
+        loss = np.abs(np.random.default_rng(0).standard_normal(N)).cumsum()[::-1] / N
+        records = [(i, float(v), float(v), 0.0, 0.5, 0.75) for i, v in enumerate(loss.tolist())]
+        params = {"W": np.zeros((2, 3)), "b": np.zeros(3)}
+        state = pack_state({"iteration": 0, "params": params, "velocity": {}})
+        for first in range(0, N, 1000):
+            block = records_block(records[first : first + 1000])
+            last = first + len(block) - 1
+            flush = Flush(
+                chunk=chunk_row(job_id, block),
+                state=state,
+                iterations_done=last + 1,
+                final_loss=float(block[-1, 1]),
+                final_accuracy=0.75,
+                best_loss=float(block[-1, 1]),
+                best_iteration=last,
+            )
+            queue.flush(claim, flush, SUCCEEDED if last == N - 1 else None)
+    finally:
+        db.dispose()
+    return job_id
 
 
 def pieces(client, job_id: str, fmt: str) -> list:
