@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 
 import migrations as migrate
-from bench.procs import Server
+from gradlab.procs import Server
 from service.jobs import service as jobs_service
 from store.chunks import chunk_row
 from store.codec import pack_state

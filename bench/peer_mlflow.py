@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 
 from bench.context import Context
-from bench.procs import free_port, kill_group, wait_for
 from bench.report import Row
 from bench.sections import TINY
+from gradlab.procs import free_port, kill_group, wait_for
 
 STEPS = 100_000
 

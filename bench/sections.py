@@ -18,9 +18,9 @@ import numpy as np
 import engine as ml
 from bench import engine as engine_bench
 from bench.context import Context, parse_time
-from bench.procs import kill_group, rss_mb, start_worker, wait_for
 from bench.report import Row, at_least, at_most, info
 from bench.seeds import two_layer_seed
+from gradlab.procs import kill_group, rss_mb, start_worker, wait_for
 from service.jobs.examples import SEEDS
 
 TWO_LAYER = {**SEEDS["spiral_two_layer"]["value"], "iterations": 5000}

@@ -4,6 +4,7 @@ client's (submit, jobs, show, metrics, cancel, sweep) in one Typer app."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -91,15 +92,18 @@ def bench(
     json: Annotated[Path | None, typer.Option(help="Also write the rows as JSON here.")] = None,
 ) -> None:
     """Run the benchmark suite and print its table (see bench/README.md)."""
-    from bench.suite import main as bench_main
-
+    # The benchmarks sit above the command line (they drive it), so this hands over to
+    # `python -m bench` in this process's place rather than importing it: its exit code and
+    # its Ctrl-C handling (which stops the servers it started) are the command's own.
     args = [
         *(["--database-url", database_url] if database_url else []),
         *(["--only", only] if only else []),
         *(["--peer", peer] if peer else []),
         *(["--json", str(json)] if json else []),
     ]
-    raise typer.Exit(bench_main(args))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "bench", *args])
 
 
 for _command in client.COMMANDS:  # submit, jobs, show, metrics, cancel, sweep

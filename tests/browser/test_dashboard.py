@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.procs import Server, wait_for
+from gradlab.procs import Server, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ import orjson
 import pytest
 from httpx_sse import connect_sse
 
-from tests.procs import Server
+from gradlab.procs import Server
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
+from gradlab.procs import Server, kill_group, start_worker, wait_for
 from service.jobs.examples import SEEDS
-from tests.procs import Server, kill_group, start_worker, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import Trainer
+from gradlab.procs import kill_group, start_worker, wait_for
 from service.jobs import service as jobs_service
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
@@ -20,7 +21,6 @@ from store.db import Database
 from store.spec import JobSpec
 from store.tables import Attempt, Job, MetricChunk
 from tests.conftest import make_settings, run_worker
-from tests.procs import kill_group, start_worker, wait_for
 
 pytestmark = pytest.mark.slow
 

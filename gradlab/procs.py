@@ -1,5 +1,21 @@
-"""Real processes, as a user starts them: `gradlab serve` and `gradlab worker`, for the
-benchmarks and the tests."""
+"""Start a real gradlab server or worker — for a notebook, a test or a benchmark — and wait
+until it answers.
+
+These are the processes a user starts, `gradlab serve` and `gradlab worker`, run as
+``python -m gradlab`` in their own session so that everything they start can be stopped
+with them::
+
+    from gradlab.procs import Server
+
+    with Server("sqlite:///runs.db", workers=1) as server:  # ready once /readyz says so
+        http = server.client()
+        ...
+
+``start_worker`` starts a lone worker, ``wait_for`` polls until something holds,
+``free_port`` finds a port to listen on and ``kill_group`` makes sure a process and its
+children are gone. Settings are passed as keywords (``flush_seconds=0.5`` becomes
+``GRADLAB_FLUSH_SECONDS``); polls and flushes default to quick ones.
+"""
 
 from __future__ import annotations
 

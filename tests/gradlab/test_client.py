@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 import migrations as migrate
 from gradlab.cli import app
 from gradlab.client import Client
-from tests.procs import ROOT, Server, free_port, wait_for
+from gradlab.procs import ROOT, Server, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
