@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import engine as ml
-from bench.seeds import softmax_seed, two_layer_seed
+from engine.seeds import softmax_seed, two_layer_seed
 
 STEP_SIZE = 1.0
 REG = 1e-3

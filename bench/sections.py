@@ -19,7 +19,7 @@ import engine as ml
 from bench import engine as engine_bench
 from bench.context import Context, parse_time
 from bench.report import Row, at_least, at_most, info
-from bench.seeds import two_layer_seed
+from engine.seeds import two_layer_seed
 from gradlab.procs import kill_group, rss_mb, start_worker, wait_for
 from service.jobs.examples import SEEDS
 

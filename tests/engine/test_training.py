@@ -12,7 +12,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import engine as ml
-from tests.engine.seeds import softmax_seed, two_layer_seed
+from engine.seeds import softmax_seed, two_layer_seed
 
 
 def losses(records: list[ml.IterationRecord]) -> np.ndarray:

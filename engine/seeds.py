@@ -1,21 +1,40 @@
-"""The bare CS231n seed loops, written as the notes write them: the outside reference the
-engine's loss series is checked against.
+"""The bare CS231n seed loops, written as the notes write them.
 
-They follow "Putting it together: Minimal Neural Network Case Study"
-(https://cs231n.github.io/neural-networks-case-study/) line for line, with three changes
-that do not touch the arithmetic: the initial parameters and the data are passed in (so both
-sides start from the same numbers), the loss of every iteration is appended to a list instead
-of printed every 10th/1000th iteration, and the parameters are copied first so the caller's
-arrays are not modified.
-
-The benchmarks time the engine against the same loops (``bench/seeds.py``); the tests keep
-their own copy so that they do not import the benchmarks. Both are the notes' text, which
-does not change; if one is ever touched, touch the other.
+These are the outside reference for the engine, kept beside it but sharing none of its
+code: the benchmark times them against :class:`engine.Trainer`, and the tests check that
+the engine's loss series matches theirs.  They follow "Putting it together: Minimal
+Neural Network Case Study" (https://cs231n.github.io/neural-networks-case-study/) line
+for line, with three
+changes that do not touch the arithmetic: the initial parameters and the data are
+passed in (so both sides start from the same numbers), the loss of every iteration is
+appended to a list instead of printed every 10th/1000th iteration, and the parameters
+are copied first so the caller's arrays are not modified.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def spiral_data(
+    N: int = 100, K: int = 3, D: int = 2, seed: int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The notes' spiral generator (global-RNG form, seeded with ``np.random.seed``).
+
+    Returns X: (N*K, D) and y: (N*K,) uint8.  Kept for reference; the engine's
+    ``engine.spiral`` is the same generator on a seeded ``np.random.Generator``.
+    """
+    if seed is not None:
+        np.random.seed(seed)
+    X = np.zeros((N * K, D))  # data matrix (each row = single example)
+    y = np.zeros(N * K, dtype="uint8")  # class labels
+    for j in range(K):
+        ix = range(N * j, N * (j + 1))
+        r = np.linspace(0.0, 1, N)  # radius
+        t = np.linspace(j * 4, (j + 1) * 4, N) + np.random.randn(N) * 0.2  # theta
+        X[ix] = np.c_[r * np.sin(t), r * np.cos(t)]
+        y[ix] = j
+    return X, y
 
 
 def softmax_seed(
