@@ -9,14 +9,28 @@ the loss's min/max/last, and ``extremes``, the full points at the lowest and hig
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 
 from store.codec import pack, unpack
 
-SERIES = ("loss", "data_loss", "reg_loss", "grad_norm", "accuracy")
-COLUMNS = ("iteration", *SERIES)
+
+class Col(IntEnum):
+    """A column of a block of points, named as ``engine.IterationRecord`` names its fields:
+    ``block[:, Col.LOSS]``."""
+
+    ITERATION = 0
+    LOSS = 1
+    DATA_LOSS = 2
+    REG_LOSS = 3
+    GRAD_NORM = 4
+    ACCURACY = 5
+
+
+COLUMNS = tuple(c.name.lower() for c in Col)
+SERIES = COLUMNS[1:]
 WIDTH = len(COLUMNS)
 
 
@@ -24,17 +38,14 @@ def chunk_row(job_id: str, block: np.ndarray) -> dict[str, Any]:
     """The ``metric_chunks`` row for a block of consecutive points, shape ``(n, 6)``."""
     if block.ndim != 2 or block.shape[1] != WIDTH or not len(block):
         raise ValueError(f"a chunk needs an (n, {WIDTH}) block of points, got {block.shape}")
-    loss = block[:, 1]
+    loss = block[:, Col.LOSS]
     lo, hi = int(loss.argmin()), int(loss.argmax())
-    accuracy = block[:, 5]
+    accuracy = block[:, Col.ACCURACY]
     return {
         "job_id": job_id,
-        "first_iteration": int(block[0, 0]),
+        "first_iteration": int(block[0, Col.ITERATION]),
         "count": len(block),
-        "loss": pack(loss),
-        "data_loss": pack(block[:, 2]),
-        "reg_loss": pack(block[:, 3]),
-        "grad_norm": pack(block[:, 4]),
+        **{name: pack(block[:, Col[name.upper()]]) for name in SERIES[:-1]},
         "accuracy": None if np.isnan(accuracy).all() else pack(accuracy),
         "loss_min": float(loss[lo]),
         "loss_max": float(loss[hi]),

@@ -23,7 +23,7 @@ from service.jobs import repository as jobs_repo
 from service.jobs.service import job_view
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
-from store.chunks import COLUMNS
+from store.chunks import COLUMNS, Col
 from store.db import Database
 from store.tables import GradientCheck
 
@@ -52,7 +52,7 @@ def _event(kind: str, cursor: Cursor, data: Any) -> dict[str, str]:
 
 
 def _block_columns(block: np.ndarray) -> dict[str, list]:
-    columns: dict[str, list] = {"iteration": block[:, 0].astype(np.int64).tolist()}
+    columns: dict[str, list] = {"iteration": block[:, Col.ITERATION].astype(np.int64).tolist()}
     for j, name in enumerate(COLUMNS[1:], start=1):
         columns[name] = [None if v != v else v for v in block[:, j].tolist()]  # NaN → null
     return columns

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, func, select
 
@@ -16,13 +16,20 @@ from store.tables import Job, MetricChunk
 T = cast(Table, MetricChunk.__table__)
 
 
+class Stored(NamedTuple):
+    """One stored chunk: ``points`` consecutive points from iteration ``first``."""
+
+    first: int
+    points: int
+
+
 @dataclass(frozen=True)
 class Span:
-    """The stored chunks that cover ``start .. end`` (inclusive), as ``(first, count)``."""
+    """The stored chunks that cover ``start .. end`` (inclusive)."""
 
     start: int
     end: int
-    chunks: list[tuple[int, int]]
+    chunks: list[Stored]
 
     @property
     def total(self) -> int:
@@ -47,11 +54,12 @@ def span(conn: Connection, job_id: str, start: int, end: int | None) -> Span:
     )
     if end is not None:
         query = query.where(T.c.first_iteration <= end)
-    chunks = [(first, count) for first, count in conn.execute(query) if first + count - 1 >= start]
+    rows = conn.execute(query)
+    chunks = [Stored(first, count) for first, count in rows if first + count - 1 >= start]
     if not chunks:
         return Span(start, start - 1, [])
-    last = chunks[-1][0] + chunks[-1][1] - 1
-    lo = max(start, chunks[0][0])
+    last = chunks[-1].first + chunks[-1].points - 1
+    lo = max(start, chunks[0].first)
     hi = last if end is None else min(end, last)
     if hi < lo:
         return Span(start, start - 1, [])

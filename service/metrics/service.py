@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from service.metrics import repository
 from service.metrics.repository import Span
-from store.chunks import COLUMNS, SERIES, WIDTH, extremes, series
+from store.chunks import COLUMNS, SERIES, WIDTH, Col, extremes, series
 
 Format = Literal["points", "columns", "csv"]
 
@@ -33,11 +33,11 @@ def iter_blocks(conn: Connection, job_id: str, sp: Span) -> Iterator[np.ndarray]
         return
     pending: list[np.ndarray] = []
     stream = repository.iter_chunks(
-        conn, job_id, sp.chunks[0][0], sp.chunks[-1][0], SERIES, BATCH_CHUNKS
+        conn, job_id, sp.chunks[0].first, sp.chunks[-1].first, SERIES, BATCH_CHUNKS
     )
     for first, count, blobs in stream:
         block = np.empty((count, WIDTH))
-        block[:, 0] = np.arange(first, first + count)
+        block[:, Col.ITERATION] = np.arange(first, first + count)
         for j, blob in enumerate(blobs, start=1):
             block[:, j] = series(blob, count)
         lo, hi = max(sp.start - first, 0), min(sp.end - first + 1, count)
@@ -59,7 +59,7 @@ def iter_column(conn: Connection, job_id: str, sp: Span, name: str) -> Iterator[
             yield np.arange(lo, min(lo + step, sp.end + 1))
         return
     pending: list[np.ndarray] = []
-    first_chunk, last_chunk = sp.chunks[0][0], sp.chunks[-1][0]
+    first_chunk, last_chunk = sp.chunks[0].first, sp.chunks[-1].first
     for first, count, (blob,) in repository.iter_chunks(
         conn, job_id, first_chunk, last_chunk, (name,), BATCH_CHUNKS
     ):
@@ -92,27 +92,28 @@ def downsample(conn: Connection, job_id: str, sp: Span, max_points: int) -> np.n
         return read_all(conn, job_id, sp)
     per_bucket = 2 if max_points >= 4 else 1
     buckets = (max_points - 2) // per_bucket
-    edge = {sp.chunks[0][0], sp.chunks[-1][0]}
-    inner = [c for c in sp.chunks if c[0] not in edge]
+    edge = {sp.chunks[0].first, sp.chunks[-1].first}
+    inner = [c for c in sp.chunks if c.first not in edge]
     if len(inner) < buckets:
         candidates = read_all(conn, job_id, sp)
         head, tail = candidates[0], candidates[-1]
     else:
-        first_edge = read_all(conn, job_id, Span(sp.start, sum(sp.chunks[0]) - 1, sp.chunks[:1]))
-        last_edge = read_all(conn, job_id, Span(sp.chunks[-1][0], sp.end, sp.chunks[-1:]))
-        rollups = repository.extremes(conn, job_id, inner[0][0], inner[-1][0])
+        head_end = sp.chunks[0].first + sp.chunks[0].points - 1
+        first_edge = read_all(conn, job_id, Span(sp.start, head_end, sp.chunks[:1]))
+        last_edge = read_all(conn, job_id, Span(sp.chunks[-1].first, sp.end, sp.chunks[-1:]))
+        rollups = repository.extremes(conn, job_id, inner[0].first, inner[-1].first)
         middle = extremes(b"".join(blob for _, _, blob in rollups))
         candidates = np.concatenate([first_edge, middle, last_edge])
         head, tail = first_edge[0], last_edge[-1]
-    iters = candidates[:, 0]
+    iters = candidates[:, Col.ITERATION]
     bucket = ((iters - sp.start) * buckets // n).astype(np.int64)
-    loss = candidates[:, 1]
+    loss = candidates[:, Col.LOSS]
     picks = [_first_per_group(bucket, loss)]
     if per_bucket == 2:
         picks.append(_first_per_group(bucket, -loss))
     chosen = candidates[np.concatenate(picks)]
     out = np.concatenate([head[None], chosen, tail[None]])
-    _, keep = np.unique(out[:, 0], return_index=True)
+    _, keep = np.unique(out[:, Col.ITERATION], return_index=True)
     return out[keep]
 
 
@@ -134,7 +135,7 @@ def _tokens(values: np.ndarray) -> list[bytes]:
 
 def _rows(block: np.ndarray) -> bytes:
     """JSON objects, one per point, comma-separated."""
-    toks = [_tokens(block[:, 0].astype(np.int64))]
+    toks = [_tokens(block[:, Col.ITERATION].astype(np.int64))]
     toks += [_tokens(block[:, j]) for j in range(1, WIDTH)]
     rows = (_ROW + b",") * len(block) % tuple(chain.from_iterable(zip(*toks, strict=True)))
     return rows[:-1]
@@ -143,8 +144,8 @@ def _rows(block: np.ndarray) -> bytes:
 def _csv_lines(block: np.ndarray) -> bytes:
     """CSV lines. orjson writes each row's floats at once (``[[a,b,…],[…]]``), so a line is
     the iteration and one ready-made row: two fields to splice instead of six."""
-    iterations = _tokens(block[:, 0].astype(np.int64))
-    accuracy = block[:, 5]
+    iterations = _tokens(block[:, Col.ITERATION].astype(np.int64))
+    accuracy = block[:, Col.ACCURACY]
     missing = np.isnan(accuracy)
     if missing.all():  # regression: no accuracy column to write
         values, template = block[:, 1:5], b"%b,%b,\n"
@@ -223,6 +224,6 @@ def render_block(fmt: str, job_id: str, total: int, block: np.ndarray) -> Iterat
 
 def block_columns(block: np.ndarray) -> Iterator[tuple[str, Iterator[np.ndarray]]]:
     """An in-memory block (a downsampled read) as the columns :func:`columns_json` takes."""
-    yield "iteration", iter([block[:, 0].astype(np.int64)])
+    yield "iteration", iter([block[:, Col.ITERATION].astype(np.int64)])
     for j, name in enumerate(SERIES, start=1):
         yield name, iter([block[:, j]])

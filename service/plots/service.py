@@ -21,6 +21,7 @@ from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics
 from service.plots.render import CheckSeries, Curve
 from service.sweeps import service as sweeps
+from store.chunks import Col
 from store.tables import Job
 
 MAX_COMPARED = 20
@@ -81,11 +82,11 @@ def curve(session: Session, job: Job, max_points: int, name: str | None = None) 
     conn = session.connection()
     sp = metrics_repo.span(conn, job.id, 0, None)
     block = metrics.downsample(conn, job.id, sp, max_points)
-    accuracy = block[:, 5]
+    accuracy = block[:, Col.ACCURACY]
     return Curve(
         label=name or label(job),
-        iterations=block[:, 0].astype(np.int64),
-        loss=block[:, 1],
+        iterations=block[:, Col.ITERATION].astype(np.int64),
+        loss=block[:, Col.LOSS],
         accuracy=accuracy if np.isfinite(accuracy).any() else None,
         total=sp.total,
         loss_name=job.spec["loss"],
