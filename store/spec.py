@@ -38,25 +38,16 @@ _DATA = catalog.DATASETS
 # --- models -----------------------------------------------------------------------------
 
 
-class LinearRegression(BaseModel):
-    """ŷ = XW + b, fitted to real-valued targets."""
+_PLAIN_MODELS = tuple(kind for kind, m in catalog.MODELS.items() if not m.options)
+
+
+class PlainModel(BaseModel):
+    """A model with no options of its own: linear regression (ŷ = XW + b, real targets),
+    logistic regression (ŷ = σ(XW + b), labels 0/1) or softmax regression (softmax(XW + b),
+    labels 0..K−1: the CS231n softmax classifier)."""
 
     model_config = _CONFIG
-    kind: Literal["linear_regression"]
-
-
-class LogisticRegression(BaseModel):
-    """ŷ = σ(XW + b), labels 0/1."""
-
-    model_config = _CONFIG
-    kind: Literal["logistic_regression"]
-
-
-class SoftmaxRegression(BaseModel):
-    """softmax(XW + b), labels 0..K−1 (the CS231n softmax classifier)."""
-
-    model_config = _CONFIG
-    kind: Literal["softmax_regression"]
+    kind: Literal[_PLAIN_MODELS]  # type: ignore[valid-type]
 
 
 class MLP(BaseModel):
@@ -76,7 +67,7 @@ class MLP(BaseModel):
 
 
 ModelSpec = Annotated[
-    LinearRegression | LogisticRegression | SoftmaxRegression | MLP,
+    PlainModel | MLP,
     Field(discriminator="kind", description="The model to train."),
 ]
 
@@ -278,11 +269,11 @@ class GradientCheckSpec(BaseModel):
 
 
 def _kinds(*variants: type[BaseModel]) -> frozenset[str]:
-    return frozenset(get_args(v.model_fields["kind"].annotation)[0] for v in variants)
+    return frozenset(k for v in variants for k in get_args(v.model_fields["kind"].annotation))
 
 
 UNION_TAGS: dict[str, frozenset[str]] = {
-    "model": _kinds(LinearRegression, LogisticRegression, SoftmaxRegression, MLP),
+    "model": _kinds(PlainModel, MLP),
     "data": _kinds(LineData, BlobsData, SpiralData, InlineData),
     "optimizer": _kinds(GD, SGD, Newton),
     "init": _kinds(RandomInit, ZerosInit, GivenInit),
