@@ -7,11 +7,18 @@ against the classes here, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from store import lifecycle
+
+if TYPE_CHECKING:
+    Status = str
+else:
+    # The lifecycle's statuses as a Literal of their values (not the enum), so that the OpenAPI
+    # document lists them inline and a wrong one is a literal_error, as it always was.
+    Status = Literal[tuple(status.value for status in lifecycle.Status)]
 
 
 class Summary(BaseModel):
