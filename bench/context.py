@@ -10,21 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 import migrations as migrate
 from gradlab.procs import Server
 from service.jobs import service as jobs_service
+from store import lifecycle
 from store.chunks import chunk_row
 from store.codec import pack_state
 from store.db import Database
-from store.queue import SUCCEEDED, Claim, Flush, Queue, notify
+from store.lifecycle import SUCCEEDED, TERMINAL
+from store.queue import Claim, Flush, Queue, notify
 from store.settings import Settings
 from store.spec import JobSpec
 from store.tables import Job
 from worker.runner import records_block
-
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def parse_time(stamp: str) -> float:
@@ -81,21 +81,14 @@ class Context:
         return last.timestamp()
 
     def running_job(self, spec: dict[str, Any]) -> Claim:
-        """A job of ours marked running, and a claim on it: for driving the write path."""
+        """A job of ours claimed (leased for an hour), and the claim: for driving the write
+        path."""
         name = self.insert_jobs(spec, 1)
-        with self.db.write_session() as session:
-            job = session.scalars(select(Job).where(Job.name == name)).one()
-            session.execute(
-                update(Job)
-                .where(Job.id == job.id)
-                .values(
-                    status="running",
-                    attempts=1,
-                    worker_id="bench",
-                    lease_expires_at=time.time() + 3600,
-                )
-            )
-            return Claim(job.id, 1, job.spec, None, 0, None, None, None)
+        with self.db.write_engine.begin() as conn:
+            job_id = conn.execute(select(Job.id).where(Job.name == name)).scalar_one()
+            job = lifecycle.claim_queued(conn, "bench", 3600, job_id=job_id)
+            assert job is not None
+            return Claim(job.id, job.attempts, job.spec, None, 0, None, None, None)
 
     def write_points(
         self, claim: Claim, points: int, chunk: int = 1000, finish: bool = False

@@ -22,6 +22,7 @@ from bench.report import Row, at_least, at_most, info
 from engine.seeds import two_layer_seed
 from gradlab.procs import kill_group, rss_mb, start_worker, wait_for
 from service.jobs.examples import SEEDS
+from store.lifecycle import TERMINAL, Status
 
 TWO_LAYER = {**SEEDS["spiral_two_layer"]["value"], "iterations": 5000}
 TINY = {
@@ -37,10 +38,10 @@ def _wait_job(http: httpx.Client, job_id: str, interval: float = 0.01) -> dict[s
 
     def finished() -> dict[str, Any] | None:
         view = http.get(f"/v1/jobs/{job_id}").json()
-        return view if view["status"] in ("succeeded", "failed", "cancelled") else None
+        return view if view["status"] in TERMINAL else None
 
     view = wait_for(finished, timeout=300, interval=interval, what=f"job {job_id}")
-    assert view["status"] == "succeeded", view["error"]
+    assert view["status"] == Status.SUCCEEDED, view["error"]
     return view
 
 
@@ -89,13 +90,13 @@ def tracking(ctx: Context, repeats: int = 3) -> list[Row]:
             view = wait_for(
                 lambda: (
                     (v := http.get(f"/v1/jobs/{job_id}").json())["status"]
-                    in ("succeeded", "failed")
+                    in (Status.SUCCEEDED, Status.FAILED)
                     and v
                 ),
                 timeout=120,
                 interval=0.05,
             )
-            assert view["status"] == "succeeded", view["error"]
+            assert view["status"] == Status.SUCCEEDED, view["error"]
             return parse_time(view["finished_at"]) - parse_time(view["started_at"])
 
         job()  # warm the worker up
@@ -283,7 +284,7 @@ def _drain_rate(ctx: Context, workers: int, count: int) -> float:
         start = time.time()  # from before the jobs are queued to the last one's finished_at
         name = ctx.insert_jobs(TINY, count)
         end = ctx.wait_named(name, count)
-        assert ctx.count(name, ("succeeded",)) == count
+        assert ctx.count(name, (Status.SUCCEEDED,)) == count
         return count / (end - start)
     finally:
         for proc in procs:
@@ -364,7 +365,7 @@ def worker_memory(ctx: Context, iterations: int = 1_000_000) -> list[Row]:
         proc.wait(timeout=60)
     finally:
         kill_group(proc)
-    assert ctx.count(name, ("succeeded",)) == 1
+    assert ctx.count(name, (Status.SUCCEEDED,)) == 1
     elapsed = time.perf_counter() - start
     rss = [r for _, r in samples]
     tenth = rss[max(len(rss) // 10, 1)]

@@ -89,7 +89,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str | None] = mapped_column(String(200))
     tags: Mapped[dict] = mapped_column(JSONType, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16))  # store.lifecycle.Status
     model_kind: Mapped[str] = mapped_column(String(32))
     spec: Mapped[dict] = mapped_column(JSONType)
     iterations: Mapped[int] = mapped_column(Integer)

@@ -23,7 +23,8 @@ from engine import DivergedError, EngineError, Trainer, gradient_check
 from store.build import build
 from store.chunks import Col, chunk_row, extremes
 from store.codec import pack_state, unpack_state
-from store.queue import CANCELLED, RELEASED, SUCCEEDED, Claim, Finish, Flush, LostClaim, Queue
+from store.lifecycle import CANCELLED, RELEASED, SUCCEEDED, Finish, LostClaim, Outcome, failed
+from store.queue import Claim, Flush, Queue
 from store.settings import Settings
 from store.spec import GradientCheckSpec, JobSpec
 
@@ -104,7 +105,7 @@ class JobRun:
         if _PRIORITY[reason] > _PRIORITY[self.interrupt]:
             self.interrupt = reason
 
-    def run(self) -> str:
+    def run(self) -> Outcome:
         """Train the job until it ends or this attempt must stop; the attempt's outcome."""
         claim = self.claim
         try:
@@ -123,20 +124,20 @@ class JobRun:
             )
         except (EngineError, ValidationError) as exc:
             error = {"type": "invalid_spec", "message": str(exc)}
-            return self._end(Finish("failed", "failed", error))
+            return self._end(failed(error))
         self.built, self.trainer = built, trainer
         self.heartbeat.watch(self)
         try:
             return self._train()
         except LostClaim as exc:
             log.warning("%s; leaving the job to its new owner", exc)
-            return "lost"
+            return Outcome.LOST
         finally:
             self.heartbeat.watch(None)
 
     # --- the loop -------------------------------------------------------------------------
 
-    def _train(self) -> str:
+    def _train(self) -> Outcome:
         trainer, options = self.trainer, self.spec.gradient_check
         references = list(dict.fromkeys(options.references))
         every, last = options.every, self.built.iterations - 1
@@ -168,13 +169,13 @@ class JobRun:
                     next_check = self._next_check(i + 1, every, last)
         except DivergedError as exc:
             error = {"type": "diverged", "message": str(exc), "iteration": exc.iteration}
-            return self._end(Finish("failed", "failed", error), records, checks)
+            return self._end(failed(error), records, checks)
         except LostClaim:
             raise
         except Exception as exc:  # a bug in the engine: fail this job, keep the worker
             log.exception("job %s failed", self.claim.job_id)
             error = {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
-            return self._end(Finish("failed", "failed", error), records, checks)
+            return self._end(failed(error), records, checks)
         return self._end(SUCCEEDED, records, checks)
 
     @staticmethod
@@ -251,7 +252,7 @@ class JobRun:
         finish: Finish,
         records: list[Any] | None = None,
         checks: list[dict[str, Any]] | None = None,
-    ) -> str:
+    ) -> Outcome:
         """Flush what is left and end the attempt with ``finish``; its outcome."""
         self._flush(records or [], checks or [], finish)
         return finish.outcome

@@ -25,9 +25,9 @@ from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
 from store.chunks import COLUMNS, Col
 from store.db import Database
+from store.lifecycle import TERMINAL
 from store.tables import GradientCheck
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 MAX_POINTS_PER_EVENT = 10_000
 _CURSOR = re.compile(r"^p(\d{1,12})-c(\d{1,9})$")
 

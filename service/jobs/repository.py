@@ -1,18 +1,16 @@
-"""Every query on jobs and their gradient checks and checkpoints, in one module."""
+"""Every query on jobs and their gradient checks and checkpoints, in one module (the writes
+that change a job's status are :mod:`store.lifecycle`'s)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, delete, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from store.db import Database
 from store.tables import Checkpoint, GradientCheck, Job
-
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def add_job(session: Session, job: Job) -> Job:
@@ -77,35 +75,6 @@ def list_jobs(
     if before is not None:
         query = query.where(Job.id < before)
     return list(session.scalars(query))
-
-
-def _changed(session: Session, statement: Any) -> bool:
-    """Run an UPDATE/DELETE; whether it changed exactly one row."""
-    result = cast(CursorResult, session.execute(statement))
-    return result.rowcount == 1
-
-
-def cancel_queued(session: Session, job_id: str, now: object) -> bool:
-    """Cancel a job that no worker has claimed yet; False when it was claimed meanwhile."""
-    return _changed(
-        session,
-        update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
-        .values(status="cancelled", finished_at=now, cancel_requested=True),
-    )
-
-
-def request_cancel(session: Session, job_id: str) -> bool:
-    """Ask the worker running a job to stop at its next flush."""
-    return _changed(
-        session,
-        update(Job).where(Job.id == job_id, Job.status == "running").values(cancel_requested=True),
-    )
-
-
-def delete_job(session: Session, job_id: str) -> bool:
-    """Delete a finished job; its points, checks, attempts and checkpoint go with it."""
-    return _changed(session, delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL)))
 
 
 def gradient_checks(session: Session, job_id: str) -> list[GradientCheck]:

@@ -7,7 +7,7 @@ A :class:`Job` is read straight from a job's row (the ORM object or the columns 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -33,7 +33,14 @@ def iso(moment: datetime | None) -> str | None:
 UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 """A moment, shown as ISO 8601 in UTC with microseconds."""
 
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from store import lifecycle
+
+if TYPE_CHECKING:
+    Status = str
+else:
+    # The lifecycle's statuses as a Literal of their values (not the enum), so that the OpenAPI
+    # document lists them inline and a wrong one is a literal_error, as it always was.
+    Status = Literal[tuple(status.value for status in lifecycle.Status)]
 
 
 class Summary(BaseModel):

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from service.errors import Conflict, InvalidSpec, NotApplicable, NotFound, Problem
 from service.jobs import repository, schemas
 from service.jobs.validation import check_spec
-from store import queue
+from store import lifecycle, queue
 from store.codec import unpack_state
 from store.db import Database
+from store.lifecycle import Status
 from store.settings import Settings
 from store.spec import JobSpec
 from store.tables import Job, new_id
@@ -40,18 +41,14 @@ def new_job(spec: JobSpec, settings: Settings, sweep_id: str | None = None) -> J
     """A queued job for a spec, after the checks that need several fields at once."""
     check_spec(spec, settings)
     normalised = spec.normalised()
-    return Job(
+    return lifecycle.queued(
         id=new_id(),
         name=spec.name,
         tags=dict(spec.tags),
-        status="queued",
         model_kind=spec.model.kind,
         spec=normalised,
         iterations=spec.iterations,
         created_at=utcnow(),
-        iterations_done=0,
-        attempts=0,
-        cancel_requested=False,
         sweep_id=sweep_id,
     )
 
@@ -122,19 +119,19 @@ def get(session: Session, job_id: str) -> Job:
 def cancel(session: Session, job_id: str) -> Job:
     """Cancel a queued job at once; ask a running one to stop at its next flush."""
     job = get(session, job_id)
-    if job.status in ("succeeded", "failed"):
+    if job.status in (Status.SUCCEEDED, Status.FAILED):
         raise Conflict(f"Job {job_id} already {job.status}; there is nothing to cancel.")
-    if job.status == "queued" and not repository.cancel_queued(session, job_id, utcnow()):
+    if job.status == Status.QUEUED and not lifecycle.cancel_queued(session, job_id):
         session.refresh(job)  # a worker claimed it meanwhile (PostgreSQL's read committed)
-    if job.status == "running":
-        repository.request_cancel(session, job_id)
+    if job.status == Status.RUNNING:
+        lifecycle.request_cancel(session, job_id)
     session.refresh(job)
     return job
 
 
 def delete(session: Session, job_id: str) -> None:
     job = get(session, job_id)
-    if not repository.delete_job(session, job_id):
+    if not lifecycle.delete_terminal(session, job_id):
         raise Conflict(
             f"Job {job_id} is {job.status}; cancel it and wait until it stops before deleting it."
         )

@@ -22,6 +22,7 @@ from service.metrics import service as metrics
 from service.plots.render import CheckSeries, Curve
 from service.sweeps import service as sweeps
 from store.chunks import Col
+from store.lifecycle import Status
 from store.tables import Job
 
 MAX_COMPARED = 20
@@ -60,7 +61,7 @@ def title(job: Job, what: str | None = None) -> str:
     head += hyperparameters(spec)
     if job.name:
         head = f"{job.name} — {head}"
-    if job.status != "succeeded":
+    if job.status != Status.SUCCEEDED:
         head += f" [{job.status}]"
     head = textwrap.fill(head, TITLE_WIDTH)
     return head if what is None else f"{head}\n{what}"

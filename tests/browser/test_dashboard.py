@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from gradlab.procs import Server, wait_for
+from store.lifecycle import TERMINAL
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -31,7 +32,6 @@ HOW = (
     f"Chromium is not installed at {CHROMIUM}: install Debian's with "
     "`apt-get install -y chromium` to run the browser tests (in CI they are required)."
 )
-TERMINAL = ("succeeded", "failed", "cancelled")
 ITERATIONS = 40_000  # several seconds of training, to watch
 
 

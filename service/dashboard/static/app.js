@@ -10,7 +10,7 @@
 
 import { compareView } from "./compare.js";
 import { jobView } from "./job.js";
-import { h } from "./lib.js";
+import { catalog, h } from "./lib.js";
 import { listView } from "./list.js";
 import { newView } from "./submit.js";
 
@@ -44,4 +44,5 @@ async function route() {
 }
 
 window.addEventListener("hashchange", route);
+catalog().catch(() => {}); // asked at once, alongside the first view's own requests
 route();

@@ -3,13 +3,14 @@
 
 import { chartHints, chartPanel } from "./charts.js";
 import {
-  PALETTE, REFRESH_MS, TERMINAL, api, badge, fmt, h, jobLabel, jobLink, modelLabel, num, progress,
+  PALETTE, REFRESH_MS, api, badge, catalog, fmt, h, jobLabel, jobLink, modelLabel, num, progress,
   section, swatch, table,
 } from "./lib.js";
 
 const MAX_POINTS = 1000; // per job
 
 export async function compareView(root, signal, query = "") {
+  const { terminal } = (await catalog()).statuses;
   const params = new URLSearchParams(query);
   const sweepId = params.get("sweep");
   const getSweep = () => api(`v1/sweeps/${sweepId}?sort=final_loss`, { signal });
@@ -38,7 +39,7 @@ export async function compareView(root, signal, query = "") {
     panel.draw(legend(jobs).map((label, i) => ({ label, color: colors[i] })), data);
     chartEl.dataset.series = jobs.length;
     tableBox.replaceChildren(sweep ? sweepTable(sweep, ids, colors) : jobsTable(jobs, colors));
-    return jobs.some((j) => !TERMINAL.includes(j.status));
+    return jobs.some((j) => !terminal.includes(j.status));
   }
   let live = await load();
   const timer = setInterval(async () => {

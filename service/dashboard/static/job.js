@@ -4,7 +4,7 @@
 import { chartHints, chartPanel, thin } from "./charts.js";
 import { followEvents } from "./events.js";
 import {
-  PALETTE, TERMINAL, api, badge, fmt, h, jobLabel, modelLabel, num, section, table,
+  PALETTE, api, badge, catalog, fmt, h, jobLabel, modelLabel, num, section, table,
 } from "./lib.js";
 
 const HISTORY_POINTS = 5000; // a long run's stored history is downsampled to this many points
@@ -12,6 +12,8 @@ const LIVE_POINTS = 50000; // past this, the points drawn are thinned (each buck
 
 export async function jobView(root, signal, id) {
   const base = `v1/jobs/${id}`;
+  const { statuses } = await catalog();
+  const active = statuses.all.filter((s) => !statuses.terminal.includes(s)); // those with a Cancel button
   let job = await api(base, { signal });
   const [history, stored] = await Promise.all([
     api(`${base}/metrics?format=columns&max_points=${HISTORY_POINTS}`, { signal }),
@@ -32,16 +34,16 @@ export async function jobView(root, signal, id) {
     const n = cols.iteration.length;
     el.chart.dataset.points = n;
     el.chart.dataset.lastIteration = n ? cols.iteration[n - 1] : "";
-    el.summary.replaceChildren(...summary(job, cols));
+    el.summary.replaceChildren(...summary(job, cols, statuses));
   }
   function show(view) {
     job = view;
     el.status.replaceChildren(badge(job.status));
     el.status.dataset.status = job.status;
-    el.cancel.hidden = !["queued", "running"].includes(job.status);
+    el.cancel.hidden = !active.includes(job.status);
     el.cancel.disabled = job.cancel_requested;
     el.cancel.textContent = job.cancel_requested ? "Cancelling…" : "Cancel";
-    el.summary.replaceChildren(...summary(job, cols));
+    el.summary.replaceChildren(...summary(job, cols, statuses));
     el.error.hidden = !job.error;
     if (job.error) el.error.textContent = `${job.error.type}: ${job.error.message}`;
   }
@@ -74,7 +76,7 @@ export async function jobView(root, signal, id) {
 
   draw();
   renderChecks(el.checks, checks);
-  if (TERMINAL.includes(job.status)) return finish(job);
+  if (statuses.terminal.includes(job.status)) return finish(job);
   show(job);
   // The stream's cursor (its event ids): the next iteration, and how many checks were seen.
   const next = cols.iteration.length ? cols.iteration[cols.iteration.length - 1] + 1 : 0;
@@ -140,9 +142,9 @@ function bestSoFar(cols) {
 }
 
 /** Figures for the header: from the points while running, from the job's summary after. */
-function summary(job, cols) {
+function summary(job, cols, statuses) {
   const n = cols.iteration.length;
-  const live = !TERMINAL.includes(job.status) && n > 0;
+  const live = !statuses.terminal.includes(job.status) && n > 0;
   const s = job.summary;
   const [best, bestAt] = live ? bestSoFar(cols) : [s.best_loss, s.best_iteration];
   const passed = job.gradient_checks_passed;

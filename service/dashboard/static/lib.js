@@ -1,6 +1,5 @@
 /* Small helpers shared by the views: building elements, calling the API, formatting. */
 
-export const TERMINAL = ["succeeded", "failed", "cancelled"];
 export const REFRESH_MS = 2000;
 export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777",
   "#65a30d", "#475569", "#ea580c"];
@@ -35,6 +34,18 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   const json = (res.headers.get("content-type") || "").includes("json") ? await res.json() : null;
   if (!res.ok) throw new ApiError(res.status, json);
   return json;
+}
+
+let catalogLoad = null;
+
+/** GET v1/catalog, asked once per page load (again only after a failure): what the server
+ *  knows, such as a job's statuses, `statuses.all` and `statuses.terminal` (those it never leaves). */
+export function catalog() {
+  catalogLoad ??= api("v1/catalog").catch((err) => {
+    catalogLoad = null;
+    throw err;
+  });
+  return catalogLoad;
 }
 
 export const fmt = {

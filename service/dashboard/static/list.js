@@ -1,14 +1,14 @@
 /* #/ — the jobs, newest first, refreshed every few seconds; tick some to compare them. */
 
-import { REFRESH_MS, api, badge, fmt, h, jobLink, modelLabel, num, progress, table } from "./lib.js";
+import { REFRESH_MS, api, badge, catalog, fmt, h, jobLink, modelLabel, num, progress, table } from "./lib.js";
 
-const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 const state = { status: "", selected: new Set() }; // kept while the user visits other pages
 
 export async function listView(root, signal) {
+  const { statuses } = await catalog();
   const filter = h("select", { id: "status-filter", onchange: () => refresh() },
     h("option", { value: "" }, "all statuses"),
-    STATUSES.map((s) => h("option", { value: s, selected: s === state.status }, s)));
+    statuses.all.map((s) => h("option", { value: s, selected: s === state.status }, s)));
   const compare = h("button", { id: "compare-selected", onclick: () => {
     location.hash = `#/compare?ids=${[...state.selected].join(",")}`;
   } }, "Compare selected");
