@@ -19,10 +19,11 @@ from store import lifecycle
 from store.chunks import chunk_row
 from store.codec import pack_state
 from store.db import Database
-from store.lifecycle import SUCCEEDED, TERMINAL
+from store.lifecycle import SUCCEEDED
 from store.queue import Claim, Flush, Queue, notify
 from store.settings import Settings
 from store.spec import JobSpec
+from store.status import TERMINAL
 from store.tables import Job
 from worker.runner import records_block
 

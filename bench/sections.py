@@ -22,7 +22,7 @@ from bench.report import Row, at_least, at_most, info
 from engine.seeds import two_layer_seed
 from gradlab.procs import kill_group, rss_mb, start_worker, wait_for
 from service.jobs.examples import SEEDS
-from store.lifecycle import TERMINAL, Status
+from store.status import TERMINAL, Status
 
 TWO_LAYER = {**SEEDS["spiral_two_layer"]["value"], "iterations": 5000}
 TINY = {

@@ -1,4 +1,4 @@
-"""A job's life: its statuses and every transition between them, each fenced.
+"""A job's life: every transition between its statuses (``store.status``), each fenced.
 
 queued ──claim──▶ running ──▶ succeeded | failed | cancelled
   │                 │ └──hand back (shutdown) / lease expired──▶ queued / running again
@@ -34,37 +34,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Row, Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from store.status import TERMINAL, Outcome, Status
 from store.tables import Attempt, Job
-
-
-class Status(StrEnum):
-    """Where a job is in its life (``jobs.status``)."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL: tuple[Status, ...] = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
-"""Statuses a job never leaves (it may only be deleted)."""
-
-
-class Outcome(StrEnum):
-    """How one attempt at a job ended (``attempts.outcome``)."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    RELEASED = "released"  # handed back on shutdown, for another worker to resume
-    LOST = "lost"  # its worker died or stalled past its lease
 
 
 class LostClaim(Exception):

@@ -26,8 +26,10 @@ Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed of the generat
 
 if TYPE_CHECKING:
     LossName = str
+    ModelKind = str
 else:
     LossName = Literal[tuple(catalog.LOSSES)]
+    ModelKind = Literal[tuple(catalog.MODELS)]
 
 
 _MLP = catalog.MODELS["mlp"].options

@@ -11,21 +11,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from engine import catalog
 from gradlab.client import render
 from gradlab.client.http import FAILED, INTERRUPTED, INVALID, APIError, Client, ClientError
 from gradlab.client.spec import read_spec
-from store.lifecycle import Status
+from store.status import Status
 
-if TYPE_CHECKING:
-    ModelKind = str
-else:  # the choices of --model, from the catalog
-    ModelKind = StrEnum("ModelKind", {kind: kind for kind in catalog.MODELS})
+
+def _model_kind(value: str) -> str:
+    """--model's check, against the catalog (imported only when the option is given: the
+    engine brings NumPy, which a command that needs none should not pay for)."""
+    from engine import catalog
+
+    if value not in catalog.MODELS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(catalog.MODELS)}.")
+    return value
+
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -117,7 +121,14 @@ def submit(
 
 def jobs(
     status: Annotated[Status | None, typer.Option(help="Only jobs in this state.")] = None,
-    model: Annotated[ModelKind | None, typer.Option(help="Only jobs of this model kind.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Only jobs of this model kind (GET /v1/catalog lists them).",
+            parser=_model_kind,
+            metavar="KIND",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Only jobs with this name.")] = None,
     tag: Annotated[str | None, typer.Option(help="KEY (has the tag) or KEY:VALUE.")] = None,
     sweep: Annotated[str | None, typer.Option(help="Only the jobs of this sweep.")] = None,

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from engine import catalog
-from store.lifecycle import TERMINAL, Status
+from store.status import TERMINAL, Status
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 

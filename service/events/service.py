@@ -25,7 +25,7 @@ from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
 from store.chunks import COLUMNS, Col
 from store.db import Database
-from store.lifecycle import TERMINAL
+from store.status import TERMINAL
 from store.tables import GradientCheck
 
 MAX_POINTS_PER_EVENT = 10_000

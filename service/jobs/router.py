@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
@@ -11,7 +11,7 @@ from service.deps import DatabaseDep, ReadSessionDep, SettingsDep
 from service.errors import ErrorBody, json_response
 from service.jobs import repository, schemas, service
 from service.jobs.examples import SEEDS
-from store.spec import JobSpec
+from store.spec import JobSpec, ModelKind
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -72,8 +72,7 @@ def examples() -> Response:
 def list_jobs(
     session: ReadSessionDep,
     status: schemas.Status | None = None,
-    model: Literal["linear_regression", "logistic_regression", "softmax_regression", "mlp"]
-    | None = None,
+    model: ModelKind | None = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
     tag: Annotated[
         str | None,

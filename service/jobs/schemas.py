@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from store import status as lifecycle_status
 from store.tables import Job as JobRow
 
 
@@ -33,14 +34,13 @@ def iso(moment: datetime | None) -> str | None:
 UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 """A moment, shown as ISO 8601 in UTC with microseconds."""
 
-from store import lifecycle
 
 if TYPE_CHECKING:
     Status = str
 else:
     # The lifecycle's statuses as a Literal of their values (not the enum), so that the OpenAPI
     # document lists them inline and a wrong one is a literal_error, as it always was.
-    Status = Literal[tuple(status.value for status in lifecycle.Status)]
+    Status = Literal[tuple(status.value for status in lifecycle_status.Status)]
 
 
 class Summary(BaseModel):

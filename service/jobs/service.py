@@ -17,9 +17,9 @@ from service.jobs.validation import check_spec
 from store import lifecycle, queue
 from store.codec import unpack_state
 from store.db import Database
-from store.lifecycle import Status
 from store.settings import Settings
 from store.spec import JobSpec
+from store.status import Status
 from store.tables import Job, new_id
 
 

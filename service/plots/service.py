@@ -22,7 +22,7 @@ from service.metrics import service as metrics
 from service.plots.render import CheckSeries, Curve
 from service.sweeps import service as sweeps
 from store.chunks import Col
-from store.lifecycle import Status
+from store.status import Status
 from store.tables import Job
 
 MAX_COMPARED = 20

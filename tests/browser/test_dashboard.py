@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from gradlab.procs import Server, wait_for
-from store.lifecycle import TERMINAL
+from store.status import TERMINAL
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine import catalog
-from store.lifecycle import TERMINAL, Status
+from store.status import TERMINAL, Status
 
 OUTLIERS = {
     "model": {"kind": "linear_regression"},

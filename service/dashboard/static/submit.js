@@ -1,7 +1,7 @@
 /* #/new — submit a seed exercise (or ?from=<job id>: that job's spec) with edited
  * hyperparameters. The JSON is what is posted; the fields are a convenient view of it. */
 
-import { api, h, jobLabel } from "./lib.js";
+import { api, catalog as loadCatalog, h, jobLabel } from "./lib.js";
 
 const LABELS = { learning_rate: "learning rate", batch_size: "batch size", hidden_sizes: "hidden sizes" };
 
@@ -79,7 +79,7 @@ async function startingPoints(from, signal) {
 export async function newView(root, signal, queryText = "") {
   const query = new URLSearchParams(queryText);
   const [examples, catalog] = await Promise.all([
-    startingPoints(query.get("from"), signal), api("v1/catalog", { signal })]);
+    startingPoints(query.get("from"), signal), loadCatalog()]);
   const names = Object.keys(examples);
   const pick = h("select", { id: "example" }, names.map((n) => h("option", { value: n }, examples[n].summary)));
   const about = h("p", { class: "muted" });
