@@ -16,16 +16,14 @@ import migrations as migrate
 from gradlab.procs import Server
 from service.jobs import service as jobs_service
 from store import lifecycle
-from store.chunks import chunk_row
 from store.codec import pack_state
 from store.db import Database
 from store.lifecycle import SUCCEEDED
-from store.queue import Claim, Flush, Queue, notify
+from store.queue import Claim, Queue, flush_records, notify
 from store.settings import Settings
 from store.spec import JobSpec
 from store.status import TERMINAL
 from store.tables import Job
-from worker.runner import records_block
 
 
 def parse_time(stamp: str) -> float:
@@ -104,20 +102,9 @@ class Context:
         )
         queue = Queue(self.db, self.settings, "bench")
         start = time.perf_counter()
-        for first in range(0, points, chunk):
-            block = records_block(records[first : first + chunk])
-            last = first + len(block) - 1
-            flush = Flush(
-                chunk=chunk_row(claim.job_id, block),
-                state=state,
-                iterations_done=last + 1,
-                final_loss=float(block[-1, 1]),
-                final_accuracy=0.75,
-                best_loss=float(block[-1, 1]),
-                best_iteration=last,
-            )
-            done = finish and last == points - 1
-            queue.flush(claim, flush, SUCCEEDED if done else None)
+        flush_records(
+            queue, claim, records, state, chunk=chunk, finish=SUCCEEDED if finish else None
+        )
         return time.perf_counter() - start
 
     def close(self) -> None:

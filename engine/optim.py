@@ -19,6 +19,8 @@ from .errors import SpecError
 from .models import Model
 
 OPTIMIZER_KINDS = tuple(catalog.OPTIMIZERS)
+Arrays = MutableMapping[str, np.ndarray]
+"""Parameters (or their gradients, or velocities) by name, updated in place."""
 
 
 class Optimizer:
@@ -60,11 +62,7 @@ class Optimizer:
         return None
 
     def step(
-        self,
-        params: MutableMapping[str, np.ndarray],
-        grads: MutableMapping[str, np.ndarray],
-        velocity: MutableMapping[str, np.ndarray],
-        hessian: np.ndarray | None = None,
+        self, params: Arrays, grads: Arrays, velocity: Arrays, hessian: np.ndarray | None = None
     ) -> None:
         """Update ``params`` (and ``velocity`` when momentum > 0) in place."""
         lr = self.learning_rate
@@ -122,11 +120,7 @@ class Newton(Optimizer):
         model.check_hessian()
 
     def step(
-        self,
-        params: MutableMapping[str, np.ndarray],
-        grads: MutableMapping[str, np.ndarray],
-        velocity: MutableMapping[str, np.ndarray],
-        hessian: np.ndarray | None = None,
+        self, params: Arrays, grads: Arrays, velocity: Arrays, hessian: np.ndarray | None = None
     ) -> None:
         if hessian is None:
             raise ValueError("Newton.step needs the Hessian.")

@@ -9,6 +9,7 @@ the loss's min/max/last, and ``extremes``, the full points at the lowest and hig
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any
 
@@ -32,6 +33,24 @@ class Col(IntEnum):
 COLUMNS = tuple(c.name.lower() for c in Col)
 SERIES = COLUMNS[1:]
 WIDTH = len(COLUMNS)
+
+
+def records_block(records: Sequence[Sequence[Any]]) -> np.ndarray:
+    """Consecutive iteration records as an ``(n, 6)`` float64 block (accuracy NaN where it
+    does not apply), each column contiguous. Converting column by column costs about a
+    third of ``np.array(records)``, and a flush of 1,000 points is on the write path."""
+    n = len(records)
+    first, last = records[0][Col.ITERATION], records[-1][Col.ITERATION]
+    if last != first + n - 1:
+        raise ValueError(f"records {first}..{last} are not {n} consecutive iterations")
+    columns = list(zip(*records, strict=True))
+    block = np.empty((len(Col), n))
+    block[Col.ITERATION] = np.arange(first, first + n)
+    for j in (Col.LOSS, Col.DATA_LOSS, Col.REG_LOSS, Col.GRAD_NORM):
+        block[j] = columns[j]
+    accuracy = columns[Col.ACCURACY]
+    block[Col.ACCURACY] = np.nan if accuracy[0] is None else accuracy
+    return block.T
 
 
 def chunk_row(job_id: str, block: np.ndarray) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from store import lifecycle
+from store.chunks import Col, chunk_row, extremes, records_block
 from store.db import Database, retry_locked
 from store.lifecycle import Finish
 from store.settings import Settings
@@ -218,3 +219,37 @@ class Queue:
                 return cancel
 
         return retry_locked(write)
+
+
+def flush_records(
+    queue: Queue,
+    claim: Claim,
+    records: Sequence[Sequence[Any]],
+    state: bytes,
+    *,
+    chunk: int = 1000,
+    finish: Finish | None = None,
+) -> None:
+    """Write consecutive point records (``(iteration, loss, data_loss, reg_loss, grad_norm,
+    accuracy)``) through the fenced flush path, ``chunk`` points a transaction, each with the
+    checkpoint ``state``; the last flush ends the attempt with ``finish``. For points that
+    were not trained here: the benchmarks' synthetic histories, and replays."""
+    best: tuple[float, int] | None = None
+    for first in range(0, len(records), chunk):
+        block = records_block(records[first : first + chunk])
+        row = chunk_row(claim.job_id, block)
+        lowest = extremes(row["extremes"])[0]
+        if best is None or lowest[Col.LOSS] < best[0]:
+            best = (float(lowest[Col.LOSS]), int(lowest[Col.ITERATION]))
+        accuracy = float(block[-1, Col.ACCURACY])
+        flush = Flush(
+            chunk=row,
+            state=state,
+            iterations_done=int(block[-1, Col.ITERATION]) + 1,
+            final_loss=float(block[-1, Col.LOSS]),
+            final_accuracy=None if accuracy != accuracy else accuracy,
+            best_loss=best[0],
+            best_iteration=best[1],
+        )
+        last = first + len(block) >= len(records)
+        queue.flush(claim, flush, finish if last else None)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+LINE = {"kind": "line", "n_samples": 100, "slope": 2.0, "intercept": 1.0, "noise": 0.1}
+SPIRAL = {"kind": "spiral", "n_per_class": 100, "n_classes": 3}
+CS231N = {"data": SPIRAL, "optimizer": {"kind": "gd", "learning_rate": 1.0}, "l2": 0.001}
+"""The notes' set-up: the spiral, step size 1.0, L2 1e-3."""
+
 SEEDS: dict[str, dict[str, Any]] = {
     "line_mse": {
         "summary": "Straight-line fit, mean squared error",
@@ -11,13 +16,7 @@ SEEDS: dict[str, dict[str, Any]] = {
             "name": "line-mse",
             "model": {"kind": "linear_regression"},
             "loss": "mse",
-            "data": {
-                "kind": "line",
-                "n_samples": 100,
-                "slope": 2.0,
-                "intercept": 1.0,
-                "noise": 0.1,
-            },
+            "data": LINE,
             "optimizer": {"kind": "gd", "learning_rate": 0.1},
             "iterations": 500,
         },
@@ -28,13 +27,7 @@ SEEDS: dict[str, dict[str, Any]] = {
             "name": "line-mae",
             "model": {"kind": "linear_regression"},
             "loss": "mae",
-            "data": {
-                "kind": "line",
-                "n_samples": 100,
-                "slope": 2.0,
-                "intercept": 1.0,
-                "noise": 0.1,
-            },
+            "data": LINE,
             "optimizer": {"kind": "gd", "learning_rate": 0.05},
             "iterations": 500,
         },
@@ -56,9 +49,7 @@ SEEDS: dict[str, dict[str, Any]] = {
             "name": "cs231n-softmax",
             "model": {"kind": "softmax_regression"},
             "loss": "cross_entropy",
-            "data": {"kind": "spiral", "n_per_class": 100, "n_classes": 3},
-            "optimizer": {"kind": "gd", "learning_rate": 1.0},
-            "l2": 0.001,
+            **CS231N,
             "iterations": 200,
         },
     },
@@ -68,9 +59,7 @@ SEEDS: dict[str, dict[str, Any]] = {
             "name": "cs231n-2-layer",
             "model": {"kind": "mlp", "hidden_sizes": [100], "activation": "relu"},
             "loss": "cross_entropy",
-            "data": {"kind": "spiral", "n_per_class": 100, "n_classes": 3},
-            "optimizer": {"kind": "gd", "learning_rate": 1.0},
-            "l2": 0.001,
+            **CS231N,
             "iterations": 10000,
         },
     },

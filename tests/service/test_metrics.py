@@ -14,14 +14,13 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.jobs import service as jobs_service
 from service.metrics.router import STREAM_ABOVE
-from store.chunks import chunk_row
 from store.codec import pack_state
 from store.db import Database
-from store.queue import SUCCEEDED, Flush, Queue
+from store.lifecycle import SUCCEEDED
+from store.queue import Queue, flush_records
 from store.spec import JobSpec
 from tests.conftest import make_settings, run_worker
 from tests.service.helpers import LINE, submit
-from worker.runner import records_block
 
 # --- reading metrics back -------------------------------------------------------------------
 
@@ -162,19 +161,7 @@ def long_job(db_url, client):
         records = [(i, float(v), float(v), 0.0, 0.5, 0.75) for i, v in enumerate(loss.tolist())]
         params = {"W": np.zeros((2, 3)), "b": np.zeros(3)}
         state = pack_state({"iteration": 0, "params": params, "velocity": {}})
-        for first in range(0, N, 1000):
-            block = records_block(records[first : first + 1000])
-            last = first + len(block) - 1
-            flush = Flush(
-                chunk=chunk_row(job_id, block),
-                state=state,
-                iterations_done=last + 1,
-                final_loss=float(block[-1, 1]),
-                final_accuracy=0.75,
-                best_loss=float(block[-1, 1]),
-                best_iteration=last,
-            )
-            queue.flush(claim, flush, SUCCEEDED if last == N - 1 else None)
+        flush_records(queue, claim, records, state, finish=SUCCEEDED)
     finally:
         db.dispose()
     return job_id
