@@ -9,76 +9,42 @@ SPIRAL = {"kind": "spiral", "n_per_class": 100, "n_classes": 3}
 CS231N = {"data": SPIRAL, "optimizer": {"kind": "gd", "learning_rate": 1.0}, "l2": 0.001}
 """The notes' set-up: the spiral, step size 1.0, L2 1e-3."""
 
+
+def _seed(summary: str, **spec: Any) -> dict[str, Any]:
+    return {"summary": summary, "value": spec}
+
+
+GD = {"kind": "gd"}
+
+# fmt: off
 SEEDS: dict[str, dict[str, Any]] = {
-    "line_mse": {
-        "summary": "Straight-line fit, mean squared error",
-        "value": {
-            "name": "line-mse",
-            "model": {"kind": "linear_regression"},
-            "loss": "mse",
-            "data": LINE,
-            "optimizer": {"kind": "gd", "learning_rate": 0.1},
-            "iterations": 500,
-        },
-    },
-    "line_mae": {
-        "summary": "Straight-line fit, mean absolute error (a subgradient)",
-        "value": {
-            "name": "line-mae",
-            "model": {"kind": "linear_regression"},
-            "loss": "mae",
-            "data": LINE,
-            "optimizer": {"kind": "gd", "learning_rate": 0.05},
-            "iterations": 500,
-        },
-    },
-    "blobs_logistic": {
-        "summary": "Binary 2-D Gaussians: sigmoid and log loss",
-        "value": {
-            "name": "blobs-logistic",
-            "model": {"kind": "logistic_regression"},
-            "loss": "log_loss",
-            "data": {"kind": "blobs", "n_samples": 200, "n_classes": 2, "cluster_std": 1.5},
-            "optimizer": {"kind": "gd", "learning_rate": 0.5},
-            "iterations": 300,
-        },
-    },
-    "spiral_softmax": {
-        "summary": "The CS231n softmax classifier on the spiral",
-        "value": {
-            "name": "cs231n-softmax",
-            "model": {"kind": "softmax_regression"},
-            "loss": "cross_entropy",
-            **CS231N,
-            "iterations": 200,
-        },
-    },
-    "spiral_two_layer": {
-        "summary": "The CS231n 2-layer neural network on the spiral (h = 100)",
-        "value": {
-            "name": "cs231n-2-layer",
-            "model": {"kind": "mlp", "hidden_sizes": [100], "activation": "relu"},
-            "loss": "cross_entropy",
-            **CS231N,
-            "iterations": 10000,
-        },
-    },
-    "newton_logistic": {
-        "summary": "Logistic regression by Newton's method",
-        "value": {
-            "name": "newton-logistic",
-            "model": {"kind": "logistic_regression"},
-            "loss": "log_loss",
-            "data": {
-                "kind": "blobs",
-                "n_samples": 200,
-                "n_classes": 2,
-                "cluster_std": 2.0,
-                "center_box": 2.0,
-            },
-            "optimizer": {"kind": "newton"},
-            "l2": 0.001,
-            "iterations": 10,
-        },
-    },
+    "line_mse": _seed(
+        "Straight-line fit, mean squared error",
+        name="line-mse", model={"kind": "linear_regression"}, loss="mse", data=LINE,
+        optimizer={**GD, "learning_rate": 0.1}, iterations=500),
+    "line_mae": _seed(
+        "Straight-line fit, mean absolute error (a subgradient)",
+        name="line-mae", model={"kind": "linear_regression"}, loss="mae", data=LINE,
+        optimizer={**GD, "learning_rate": 0.05}, iterations=500),
+    "blobs_logistic": _seed(
+        "Binary 2-D Gaussians: sigmoid and log loss",
+        name="blobs-logistic", model={"kind": "logistic_regression"}, loss="log_loss",
+        data={"kind": "blobs", "n_samples": 200, "n_classes": 2, "cluster_std": 1.5},
+        optimizer={**GD, "learning_rate": 0.5}, iterations=300),
+    "spiral_softmax": _seed(
+        "The CS231n softmax classifier on the spiral",
+        name="cs231n-softmax", model={"kind": "softmax_regression"}, loss="cross_entropy",
+        **CS231N, iterations=200),
+    "spiral_two_layer": _seed(
+        "The CS231n 2-layer neural network on the spiral (h = 100)",
+        name="cs231n-2-layer",
+        model={"kind": "mlp", "hidden_sizes": [100], "activation": "relu"},
+        loss="cross_entropy", **CS231N, iterations=10000),
+    "newton_logistic": _seed(
+        "Logistic regression by Newton's method",
+        name="newton-logistic", model={"kind": "logistic_regression"}, loss="log_loss",
+        data={"kind": "blobs", "n_samples": 200, "n_classes": 2, "cluster_std": 2.0,
+              "center_box": 2.0},
+        optimizer={"kind": "newton"}, l2=0.001, iterations=10),
 }
+# fmt: on
