@@ -1,13 +1,20 @@
 """The seed models: linear, logistic and softmax regression and the multi-layer perceptron.
 
 All four are one computation: zero or more hidden layers (affine + activation) and an
-output affine layer whose scores go through a head chosen by the loss (identity for
-mse/half_mse/mae, sigmoid for log_loss, softmax for cross_entropy).  The model computes
-the loss and its hand-derived gradients; the optimizer (``optim.py``) does the update.
+output affine layer whose scores go through a head chosen by the model and the loss
+(``catalog.head``: identity for regression losses, sigmoid for log_loss and logistic
+regression, softmax for cross_entropy).  The model computes the loss and its hand-derived
+gradients; the optimizer (``optim.py``) does the update.  Which losses, options and
+defaults exist is the catalog's to say (``catalog.py``); this module computes them.
 
 Shapes: X (m, n); W (n, k) and b (k,) with k = 1 for linear/logistic regression and
 k = K classes for softmax; an MLP has W1, b1, …, WL, bL.  L2 follows CS231n:
 loss += 0.5·l2·Σ‖W‖² over the weight matrices only, and dW += l2·W.
+
+At ~480 lines this module is longer than the others on purpose: it is one class whose
+forward pass, backward pass, kink signature, predictions and Hessian all walk the same
+layer layout, and they are kept side by side so that a change to one is made beside the
+others (as CS231n keeps a layer's forward beside its backward).
 """
 
 from __future__ import annotations

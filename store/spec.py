@@ -7,6 +7,10 @@ description for the API, and check each field on its own. The checks that need s
 fields at once (a loss that fits the model, labels that fit the loss, given parameters with
 the right shapes, the server's size limits) are in ``service.jobs.validation``. The worker
 reads a stored spec back as the same :class:`JobSpec`.
+
+It runs past ~300 lines because it is one schema: a class per variant with every field's
+bound and description, in the order Swagger shows them; split, one request's shape would
+be read in several files.
 """
 
 from __future__ import annotations
