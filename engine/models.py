@@ -355,26 +355,29 @@ class Model:
     ) -> np.ndarray | None:
         """A signature of the nondifferentiable pieces at ``params``, or None if smooth.
 
-        The signs of every ReLU pre-activation and, for mae, of the residual ŷ − y,
-        concatenated.  Two parameter vectors with different signatures lie on different
-        sides of a kink, so a central difference between them is not a derivative.
+        Which side of zero every ReLU pre-activation is on (a byte each) and, for mae or
+        huber, the sign of the residual ŷ − y (or of |ŷ − y| − delta), concatenated.  Two
+        parameter vectors with different signatures lie on different sides of a kink, so a
+        central difference between them is not a derivative.  The hidden layers are
+        recomputed in scratch buffers: a gradient check calls this twice per coordinate.
         """
         kink = catalog.LOSSES[self.loss_name].kink
         if self.activation != "relu" and kink is None:
             return None
         parts = []
         h = X
-        for Wn, bn in self._hidden:
-            a = h @ params[Wn] + params[bn]
+        for layer, (Wn, bn) in enumerate(self._hidden):
+            W = params[Wn]
+            buf = self._buffer(("kinks", layer), (X.shape[0], W.shape[1]))
+            a, _ = affine_forward(h, W, params[bn], out=buf)
             if self.activation == "relu":
-                parts.append(np.sign(a).ravel())
-            h, _ = self._act_forward(a)
+                parts.append(np.greater(a, 0.0).view(np.int8).ravel())
+            h, _ = self._act_forward(a, out=a)
         if kink is not None:  # |r| = 0 (mae) or |r| = delta (huber)
             Wn, bn = self._out
             r = (h @ params[Wn] + params[bn]).ravel() - y
-            parts.append(
-                np.sign(r) if kink == "zero" else np.sign(np.abs(r) - self.loss_options[kink])
-            )
+            side = r if kink == "zero" else np.abs(r) - self.loss_options[kink]
+            parts.append(np.sign(side).astype(np.int8))
         return np.concatenate(parts)
 
     def predict(self, params: Mapping[str, np.ndarray], X: Any) -> np.ndarray:

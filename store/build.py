@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
 
 from engine import (
     Dataset,
@@ -18,7 +17,7 @@ from engine import (
     make_model,
     make_optimizer,
 )
-from store.spec import MLP, GivenInit, InlineData, JobSpec, RandomInit
+from store.spec import MLP, GivenInit, InlineData, JobSpec, RandomInit, options
 
 
 @dataclass
@@ -31,14 +30,9 @@ class Built:
     iterations: int
 
 
-def _options(section: BaseModel) -> dict[str, Any]:
-    """A spec section's fields but its ``kind``: the engine function's keyword arguments."""
-    return {name: getattr(section, name) for name in type(section).model_fields if name != "kind"}
-
-
 def build_data(spec: JobSpec) -> Dataset:
     """The dataset a spec describes."""
-    return make_dataset(spec.data.kind, **_options(spec.data))
+    return make_dataset(spec.data.kind, **options(spec.data))
 
 
 def build_model(spec: JobSpec, data: Dataset) -> Model:
@@ -65,7 +59,7 @@ def build(spec: JobSpec) -> Built:
     """The model, optimizer, data and initial parameters a spec describes."""
     data = build_data(spec)
     model = build_model(spec, data)
-    optimizer = make_optimizer(spec.optimizer.kind, **_options(spec.optimizer))
+    optimizer = make_optimizer(spec.optimizer.kind, **options(spec.optimizer))
     init = spec.init
     if isinstance(init, RandomInit):
         params = model.init_params("random", scale=init.scale, seed=init.seed)

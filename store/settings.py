@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Request bodies above this get 413."
     )
+    job_memory_mb: int = Field(
+        1024, ge=64, description="Address space a job's training process may use, in MiB."
+    )
+    max_check_evaluations: int = Field(
+        200_000,
+        ge=1,
+        description="Loss evaluations a job's gradient checks may make in all; more is a 422.",
+    )
     max_sweep_jobs: int = Field(256, ge=1, description="Largest grid a sweep may expand to.")
     flush_iterations: int = Field(
         1_000, ge=1, description="A worker writes its buffered points after this many iterations"

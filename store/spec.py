@@ -16,7 +16,7 @@ be read in several files.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -269,6 +269,12 @@ class GradientCheckSpec(BaseModel):
         description="numeric: central differences; torch: PyTorch autograd when installed. "
         "An empty list turns checks off.",
     )
+
+
+def options(section: BaseModel) -> dict[str, Any]:
+    """A spec section's fields but its ``kind``, as they are (no copies): the keyword
+    arguments of the engine function the section names."""
+    return {name: getattr(section, name) for name in type(section).model_fields if name != "kind"}
 
 
 # --- the job -------------------------------------------------------------------------------
