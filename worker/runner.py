@@ -6,6 +6,9 @@ iterations or ``flush_seconds`` seconds the buffered records become one chunk, w
 the gradient checks done since and a checkpoint of the state the next iteration starts from,
 in one fenced transaction. A resumed attempt starts from that checkpoint, so each iteration
 is recorded exactly once however often the job's workers die.
+
+It runs in the job's child process (:mod:`worker.child`), whose flushes go over a pipe to
+the worker that writes them; given a :class:`~store.queue.Queue` it runs in-process.
 """
 
 from __future__ import annotations

@@ -11,17 +11,25 @@ from fastapi.testclient import TestClient
 
 from gradlab.procs import kill_group, start_worker, wait_for
 from service.app import create_app
+from store.db import Database
 from tests.worker.test_recovery import (
     LONG,
     assert_exactly_once,
     attempts_of,
-    db,  # noqa: F401 - a fixture
     job_row,
     running_with_points,
     submit,
 )
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
 
 # 10,200 rows through 1,024 hidden units: each activation is 84 MB, an iteration some 400 MB.
 BIG = {
