@@ -83,6 +83,8 @@ class Attempt:
                 if message["type"] == "done":
                     return self.ended or Outcome(message["outcome"])
                 self._answer(message)
+                if self.ended is not None:  # that flush ended the attempt
+                    return self.ended
                 last_write = clock()
             now = clock()
             if now >= deadline and self.ended is None:

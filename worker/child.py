@@ -20,6 +20,7 @@ from typing import Any
 from store.lifecycle import Finish, LostClaim
 from store.queue import Claim, Flush
 from store.settings import Settings
+from store.status import Outcome
 from worker import protocol
 from worker.runner import JobRun
 
@@ -73,7 +74,8 @@ def serve(read_fd: int, write_fd: int) -> int:
         sink.run = run
         outcome = run.run()
         sink.run = None
-        protocol.write(write_fd, {"type": "done", "outcome": str(outcome)})
+        if outcome == Outcome.LOST:  # else its last flush ended the attempt: nothing to add
+            protocol.write(write_fd, {"type": "done", "outcome": str(outcome)})
 
 
 def main() -> int:

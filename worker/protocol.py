@@ -8,7 +8,8 @@ sends may run code in the worker.
 
 The worker sends ``job`` (a claim and the loop's settings) and, to each ``flush``, a
 ``reply``; the child sends ``flush`` (a :class:`~store.queue.Flush`, with the attempt's
-:class:`~store.lifecycle.Finish` when it ends it) and, once the attempt is over, ``done``.
+:class:`~store.lifecycle.Finish` when it ends it) and ``done`` when the attempt ended without
+one (its claim was lost).
 """
 
 from __future__ import annotations
