@@ -47,6 +47,19 @@ def serve(
     run(host, port, workers, Settings(), access_log=access_log)
 
 
+@app.command(hidden=True)
+def api(
+    fd: Annotated[int, typer.Option(help="A listening socket's file descriptor.")],
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve the API alone on an inherited socket: the API process of `gradlab serve`."""
+    from gradlab.serve import serve_api
+    from store.settings import Settings
+
+    _logging()
+    serve_api(fd, Settings(), access_log=access_log)
+
+
 @app.command()
 def worker(
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,

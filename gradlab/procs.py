@@ -150,3 +150,14 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def children(pid: int) -> dict[int, list[str]]:
+    """A process's children and their command lines (Linux)."""
+    found: dict[int, list[str]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                raw = Path(f"/proc/{child}/cmdline").read_bytes()
+                found[int(child)] = raw.decode().split("\0")[:-1]
+    return found

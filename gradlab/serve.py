@@ -1,4 +1,14 @@
-"""``gradlab serve``: migrate, start N worker processes, serve the API, shut down cleanly."""
+"""``gradlab serve``: migrate, then supervise the API and N workers as child processes.
+
+The supervisor (this process) binds the listening socket once and hands it to the API
+process, so a restarted API serves the same socket (connections wait in its backlog
+meanwhile). Every child runs in its own session, so a terminal's Ctrl-C reaches only the
+supervisor, and gets SIGTERM from Linux if the supervisor is killed. A child that dies —
+the API or a worker — is started again, after a backoff that doubles (to ``MAX_BACKOFF``)
+while it keeps dying quickly. The first SIGINT or SIGTERM stops everything: each worker
+hands its job back and exits, then the API; a later signal is passed on to the workers,
+which hurry their hand-back. The process exits 0.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +16,13 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from types import FrameType
 
 import uvicorn
 
@@ -20,10 +32,13 @@ from store.settings import Settings
 
 log = logging.getLogger("gradlab.serve")
 
+FIRST_BACKOFF, MAX_BACKOFF = 0.5, 10.0
+STABLE_SECONDS = 10.0  # a child that ran this long starts again without delay
+
 
 def _term_when_parent_dies() -> None:
-    """In a worker about to start: have Linux send it SIGTERM if `gradlab serve` is killed,
-    so that it hands its job back instead of running on as an orphan."""
+    """In a child about to start: have Linux send it SIGTERM if `gradlab serve` is killed,
+    so that a worker hands its job back instead of running on as an orphan."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -31,60 +46,118 @@ def _term_when_parent_dies() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class WorkerPool:
-    """Worker processes, each in its own session so a terminal's Ctrl-C reaches only
-    ``gradlab serve``, which then asks each worker once to hand its job back and exit.
-    A worker that dies while the server runs is started again."""
+class Child:
+    """One supervised process: ``python -m gradlab ARGS``, started again when it dies."""
 
-    def __init__(self, count: int, settings: Settings) -> None:
-        self.count, self.settings = count, settings
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.stopping = threading.Event()
-        self._watch = threading.Thread(target=self._supervise, name="worker-pool", daemon=True)
+    def __init__(self, name: str, args: list[str], env: dict[str, str], fds: tuple[int, ...] = ()):
+        self.name, self.args, self.env, self.fds = name, args, env, fds
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.backoff = FIRST_BACKOFF
+        self.restart_at: float | None = None
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, GRADLAB_DATABASE_URL=self.settings.database_url)
-        return subprocess.Popen(
-            [sys.executable, "-m", "gradlab", "worker"],
-            env=env,
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gradlab", *self.args],
+            env=self.env,
+            pass_fds=self.fds,
             start_new_session=True,
             preexec_fn=_term_when_parent_dies,
         )
+        self.started, self.restart_at = time.monotonic(), None
 
-    def start(self) -> None:
-        self.procs = [self._spawn() for _ in range(self.count)]
-        self._watch.start()
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
-    def _supervise(self) -> None:
-        while not self.stopping.wait(1.0):
-            for index, proc in enumerate(self.procs):
-                if proc.poll() is not None and not self.stopping.is_set():
-                    log.warning(
-                        "worker pid %d exited with %s; starting another", proc.pid, proc.returncode
-                    )
-                    self.procs[index] = self._spawn()
+    def tend(self) -> None:
+        """Start the child again if it died (once its backoff has passed)."""
+        now = time.monotonic()
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.start()
+            return
+        if self.alive() or self.proc is None:
+            return
+        ran = now - self.started
+        if ran >= STABLE_SECONDS:  # it had been fine: start it at once, back off afresh
+            delay, self.backoff = 0.0, FIRST_BACKOFF
+        else:
+            delay, self.backoff = self.backoff, min(self.backoff * 2, MAX_BACKOFF)
+        log.warning(
+            "%s (pid %d) exited with %s after %.1f s; starting it again in %.1f s",
+            self.name, self.proc.pid, self.proc.returncode, ran, delay,
+        )  # fmt: skip
+        self.restart_at = now + delay
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            assert self.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+
+    def wait(self, until: float) -> None:
+        """Wait for the child to exit until ``until`` (monotonic), then kill it."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout=max(until - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            log.warning("%s (pid %d) did not exit in time; killing it", self.name, self.proc.pid)
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Supervisor:
+    def __init__(self, host: str, port: int, workers: int, settings: Settings, access_log: bool):
+        self.settings = settings
+        self.sock = socket.create_server((host, port), backlog=2048)
+        self.sock.set_inheritable(True)
+        env = dict(os.environ, GRADLAB_DATABASE_URL=settings.database_url)
+        fd = str(self.sock.fileno())
+        api_args = ["api", "--fd", fd, *(["--access-log"] if access_log else [])]
+        self.api = Child("api", api_args, env, (self.sock.fileno(),))
+        self.workers = [Child(f"worker {i}", ["worker"], env) for i in range(workers)]
+        self.signals = 0
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.signals > 1:  # the workers are handing back already: have them hurry
+            for worker in self.workers:
+                worker.signal(signal.SIGTERM)
+
+    def run(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        for child in (*self.workers, self.api):
+            child.start()
+        try:
+            while not self.signals:
+                for child in (self.api, *self.workers):
+                    child.tend()
+                time.sleep(0.1)
+        finally:
+            self.stop()
 
     def stop(self) -> None:
-        """SIGTERM every worker once, wait for them to hand back their jobs, then kill."""
-        self.stopping.set()
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.settings.shutdown_seconds + 5
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                log.warning("worker pid %d did not exit in time; killing it", proc.pid)
-                proc.kill()
-                proc.wait()
+        """SIGTERM every worker once and wait for them to hand back their jobs; then the API."""
+        log.info("stopping: the workers hand their jobs back, then the API stops")
+        for child in (*self.workers, self.api):
+            child.signal(signal.SIGTERM)
+        until = time.monotonic() + self.settings.shutdown_seconds + 5
+        for worker in self.workers:
+            worker.wait(until)
+        self.api.wait(time.monotonic() + 10)
+        self.sock.close()
+
+
+def serve(host: str, port: int, workers: int, settings: Settings, access_log: bool = False) -> None:
+    migrate.upgrade(settings.database_url)
+    Supervisor(host, port, workers, settings, access_log).run()
 
 
 class _Server(uvicorn.Server):
     """Uvicorn, minus one habit: after a graceful shutdown uvicorn raises the SIGTERM/SIGINT
-    it caught once more, which would end the process before its workers have handed their
-    jobs back. Here the signal only starts the shutdown; ``serve`` then stops the workers and
-    returns, and the process exits 0."""
+    it caught once more, which would end the process with that signal rather than 0."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -101,19 +174,13 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(host: str, port: int, workers: int, settings: Settings, access_log: bool = False) -> None:
-    migrate.upgrade(settings.database_url)
-    pool = WorkerPool(workers, settings)
-    pool.start()
-    try:
-        config = uvicorn.Config(
-            create_app(settings),
-            host=host,
-            port=port,
-            access_log=access_log,
-            log_level="info",
-            timeout_graceful_shutdown=5,
-        )
-        _Server(config).run()
-    finally:
-        pool.stop()
+def serve_api(fd: int, settings: Settings, access_log: bool = False) -> None:
+    """The API process of ``gradlab serve``: uvicorn on the socket the supervisor bound."""
+    sock = socket.socket(fileno=fd)
+    config = uvicorn.Config(
+        create_app(settings),
+        access_log=access_log,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+    )
+    _Server(config).run(sockets=[sock])

@@ -24,6 +24,8 @@ when the job fails with ``worker_lost``.
 from __future__ import annotations
 
 import functools
+import logging
+import select as selectors
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,11 +44,57 @@ from store.tables import Base, Checkpoint, GradientCheck, MetricChunk
 
 CHANNEL = "gradlab_jobs"
 
+log = logging.getLogger("gradlab.queue")
+
 
 def notify(session: Session) -> None:
     """Wake idle workers when this transaction commits (PostgreSQL only)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(f"NOTIFY {CHANNEL}"))
+
+
+class Listener:
+    """What an idle worker waits on: a ``NOTIFY`` on PostgreSQL (a psycopg connection of its
+    own, blocked in ``LISTEN``), a plain ``GRADLAB_POLL_SECONDS`` sleep on SQLite."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db, self.settings = db, settings
+        self._conn: Any = None
+
+    def wait(self) -> None:
+        """Return when a job may be waiting, or after at most a second."""
+        if self.db.engine.dialect.name != "postgresql":
+            time.sleep(self.settings.poll_seconds)
+            return
+        try:
+            conn = self._listening()
+            # Wake on a notification, or after a short while to poll anyway (expired leases
+            # need no notification, and a signal should not wait long).
+            timeout = min(self.settings.listen_poll_seconds, 1.0)
+            ready, _, _ = selectors.select([conn.fileno()], [], [], timeout)
+            if ready:
+                for _ in conn.notifies(timeout=0):
+                    pass
+        except Exception:
+            log.exception("LISTEN failed; polling instead")
+            self.close()
+            time.sleep(self.settings.poll_seconds)
+
+    def _listening(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            import psycopg
+
+            url = self.db.engine.url.set(drivername="postgresql")
+            self._conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+            self._conn.execute(f"LISTEN {CHANNEL}")
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
 
 
 chunks = cast(Table, MetricChunk.__table__)

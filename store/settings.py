@@ -33,9 +33,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Request bodies above this get 413."
     )
-    job_memory_mb: int = Field(
-        1024, ge=64, description="Address space a job's training process may use, in MiB."
-    )
     max_check_evaluations: int = Field(
         200_000,
         ge=1,
@@ -56,6 +53,14 @@ class Settings(BaseSettings):
     )
     shutdown_seconds: float = Field(
         10.0, gt=0, description="How long a worker may take to hand its job back on SIGTERM."
+    )
+    job_memory_mb: int = Field(
+        1024,
+        ge=64,
+        description="Address space a job's process may use; past it the job fails memory_limit.",
+    )
+    job_timeout_seconds: float = Field(
+        600.0, gt=0, description="Wall clock an attempt may take; past it the job fails time_limit."
     )
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long SQLite waits for a lock before giving up."

@@ -1,25 +1,27 @@
-"""The worker process: claim a job, run it, repeat; wait for work when the queue is empty.
+"""The worker process: claim a job, run it in the job's child process, repeat; wait for work
+when the queue is empty.
 
-Signals: the first SIGTERM or SIGINT asks the running job to stop at its next iteration —
-its points so far are flushed with a checkpoint and the job is handed back to the queue, for
-another worker to resume — and the process exits 0. A second one exits at once.
+Each job trains in a child process with its memory limit, which the worker watches against
+the job's wall-clock limit, a cancel and this process's signals (see :mod:`worker.attempt`).
+The first SIGTERM or SIGINT hands the running job back — at the child's next flush, or from
+the last checkpoint when the child is killed a second later — and the process exits 0. A
+later signal only hurries that: the child is killed at once, the job is still handed back.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import select
 import signal
 import socket
 import time
 from types import FrameType
-from typing import Any
 
 from store.db import Database
-from store.queue import CHANNEL, Queue
+from store.queue import Listener, Queue
 from store.settings import Settings
-from worker.runner import Heartbeat, JobRun
+from worker.attempt import Attempt
+from worker.process import JobProcess
 
 log = logging.getLogger("gradlab.worker")
 
@@ -37,11 +39,11 @@ class Worker:
         self.burst = burst  # exit when the queue is empty (tests, batch runs)
         self.db = Database(settings.database_url, settings)
         self.queue = Queue(self.db, settings, self.worker_id)
-        self.heartbeat = Heartbeat(self.queue, min(settings.lease_seconds / 3, 5.0))
+        self.listener = Listener(self.db, settings)
+        self.child = JobProcess(settings)
         self.stopping = False
-        self.current: JobRun | None = None
+        self.current: Attempt | None = None
         self.outcomes: dict[str, int] = {}
-        self._listener: Any = None  # a psycopg connection blocked in LISTEN, when idle
 
     # --- signals ----------------------------------------------------------------------
 
@@ -50,15 +52,17 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if self.stopping:  # the second signal: leave now, the lease will expire
-            log.warning(
-                "second %s: exiting without handing the job back", signal.Signals(signum).name
-            )
-            os._exit(1)
-        log.info("%s: finishing the current flush, then exiting", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        current = self.current
+        if self.stopping:
+            log.info("%s again: stopping the job's process now, handing the job back", name)
+            if current is not None:
+                current.hurry()
+            return
+        log.info("%s: handing the current job back, then exiting", name)
         self.stopping = True
-        if self.current is not None:
-            self.current.interrupt_with("stop")
+        if current is not None:
+            current.interrupt_with("stop")
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -68,8 +72,9 @@ class Worker:
             self.worker_id,
             self.db.engine.url.render_as_string(hide_password=True),
         )
-        self.heartbeat.start()
         try:
+            if not self.burst:  # be ready before the first job arrives
+                self.child.start()
             while not self.stopping:
                 try:
                     worked = self.run_once()
@@ -80,7 +85,7 @@ class Worker:
                 if not worked:
                     if self.burst:
                         break
-                    self.wait_for_work()
+                    self.listener.wait()
         finally:
             self.close()
         return 0
@@ -90,56 +95,19 @@ class Worker:
         claim = self.queue.claim()
         if claim is None:
             return False
-        run = JobRun(self.queue, claim, self.settings, self.heartbeat)
-        self.current = run
+        attempt = Attempt(self.queue, claim, self.settings, self.child)
+        self.current = attempt
         if self.stopping:
-            run.interrupt_with("stop")
+            attempt.interrupt_with("stop")
         try:
-            outcome = run.run()
+            outcome = attempt.run()
         finally:
             self.current = None
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         log.info("job %s attempt %d: %s", claim.job_id, claim.attempt, outcome)
         return True
 
-    def wait_for_work(self) -> None:
-        """Sleep until a job may be waiting: a NOTIFY on PostgreSQL, a short poll on SQLite."""
-        if self.db.engine.dialect.name != "postgresql":
-            time.sleep(self.settings.poll_seconds)
-            return
-        try:
-            listener = self._listen()
-            # Wake on a notification, or after a short while to poll anyway (expired leases
-            # need no notification, and a signal should not wait long).
-            timeout = min(self.settings.listen_poll_seconds, 1.0)
-            ready, _, _ = select.select([listener.fileno()], [], [], timeout)
-            if ready:
-                for _ in listener.notifies(timeout=0):
-                    pass
-        except Exception:
-            log.exception("LISTEN failed; polling instead")
-            self._close_listener()
-            time.sleep(self.settings.poll_seconds)
-
-    def _listen(self) -> Any:
-        if self._listener is None or self._listener.closed:
-            import psycopg
-
-            url = self.db.engine.url.set(drivername="postgresql")
-            self._listener = psycopg.connect(
-                url.render_as_string(hide_password=False), autocommit=True
-            )
-            self._listener.execute(f"LISTEN {CHANNEL}")
-        return self._listener
-
-    def _close_listener(self) -> None:
-        if self._listener is not None:
-            try:
-                self._listener.close()
-            finally:
-                self._listener = None
-
     def close(self) -> None:
-        self.heartbeat.close()
-        self._close_listener()
+        self.child.close()
+        self.listener.close()
         self.db.dispose()

@@ -6,15 +6,17 @@ iterations or ``flush_seconds`` seconds the buffered records become one chunk, w
 the gradient checks done since and a checkpoint of the state the next iteration starts from,
 in one fenced transaction. A resumed attempt starts from that checkpoint, so each iteration
 is recorded exactly once however often the job's workers die.
+
+It runs in the job's child process (:mod:`worker.child`), whose flushes go over a pipe to
+the worker that writes them; given a :class:`~store.queue.Queue` it runs in-process.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -23,59 +25,51 @@ from store.build import build
 from store.chunks import Col, chunk_row, extremes, records_block
 from store.codec import pack_state, unpack_state
 from store.lifecycle import CANCELLED, RELEASED, SUCCEEDED, Finish, LostClaim, Outcome, failed
-from store.queue import Claim, Flush, Queue
+from store.queue import Claim, Flush
 from store.settings import Settings
 from store.spec import GradientCheckSpec, JobSpec
 
 log = logging.getLogger("gradlab.worker")
 
 
-class Heartbeat(threading.Thread):
-    """One per worker, for the job it is running: renews the claim's lease every third of a
-    lease, and notices cancel requests and lost claims between flushes (a long gradient
-    check, a slow iteration). One thread for the worker's life, not one per job: starting
-    and joining a thread per job cost a 100-iteration job a tenth of its time."""
-
-    def __init__(self, queue: Queue, interval: float) -> None:
-        super().__init__(name="heartbeat", daemon=True)
-        self.queue, self.interval = queue, interval
-        self._current: JobRun | None = None
-        self._closed = threading.Event()
-
-    def watch(self, run: JobRun | None) -> None:
-        """Beat for ``run`` from now on (None: for nothing)."""
-        self._current = run
-
-    def run(self) -> None:
-        while not self._closed.wait(self.interval):
-            run = self._current
-            if run is None:
-                continue
-            try:
-                if self.queue.heartbeat(run.claim):
-                    run.interrupt_with("cancel")
-            except LostClaim:
-                run.interrupt_with("lost")
-            except Exception:  # the database is away: the next flush will tell
-                log.exception("heartbeat for job %s failed", run.claim.job_id)
-
-    def close(self) -> None:
-        self._closed.set()
+PRIORITY = {None: 0, "stop": 1, "time": 2, "cancel": 3, "lost": 4}
 
 
-_PRIORITY = {None: 0, "stop": 1, "cancel": 2, "lost": 3}
+class Sink(Protocol):
+    """Where a run's flushes go: the store's :class:`~store.queue.Queue` itself, or the pipe
+    to the worker that writes them (:mod:`worker.child`)."""
+
+    def heartbeat(self, claim: Claim) -> bool: ...
+
+    def flush(self, claim: Claim, flush: Flush, finish: Finish | None = None) -> bool: ...
+
+
+def memory_limit(settings: Settings) -> dict[str, Any]:
+    """The error of a job that asked for more memory than ``GRADLAB_JOB_MEMORY_MB``."""
+    return {
+        "type": "memory_limit",
+        "message": f"The job needed more than the {settings.job_memory_mb} MB of memory a job "
+        "may use (GRADLAB_JOB_MEMORY_MB): try fewer rows, features or hidden units.",
+    }
+
+
+def time_limit(settings: Settings) -> dict[str, Any]:
+    """The error of an attempt that ran past ``GRADLAB_JOB_TIMEOUT_SECONDS``."""
+    return {
+        "type": "time_limit",
+        "message": f"The job ran longer than the {settings.job_timeout_seconds:g} s an attempt "
+        "may take (GRADLAB_JOB_TIMEOUT_SECONDS): try fewer iterations or a smaller model.",
+    }
 
 
 class JobRun:
     """One attempt at one job."""
 
-    def __init__(
-        self, queue: Queue, claim: Claim, settings: Settings, heartbeat: Heartbeat
-    ) -> None:
+    def __init__(self, queue: Sink, claim: Claim, settings: Settings) -> None:
         self.queue, self.claim, self.settings = queue, claim, settings
-        self.heartbeat = heartbeat
         # Why the loop must stop at the next iteration: "stop" (the worker is shutting
-        # down), "cancel" (the user asked) or "lost" (another worker took the job over).
+        # down), "time" (the attempt is past its time limit), "cancel" (the user asked) or
+        # "lost" (another worker took the job over).
         self.interrupt: str | None = None
         self.best_loss = claim.best_loss
         self.best_iteration = claim.best_iteration
@@ -83,7 +77,7 @@ class JobRun:
 
     def interrupt_with(self, reason: str) -> None:
         """Ask the loop to stop at its next iteration (thread- and signal-safe)."""
-        if _PRIORITY[reason] > _PRIORITY[self.interrupt]:
+        if PRIORITY[reason] > PRIORITY[self.interrupt]:
             self.interrupt = reason
 
     def run(self) -> Outcome:
@@ -106,15 +100,14 @@ class JobRun:
         except (EngineError, ValidationError) as exc:
             error = {"type": "invalid_spec", "message": str(exc)}
             return self._end(failed(error))
+        except MemoryError:
+            return self._end(failed(memory_limit(self.settings)))
         self.built, self.trainer = built, trainer
-        self.heartbeat.watch(self)
         try:
             return self._train()
         except LostClaim as exc:
             log.warning("%s; leaving the job to its new owner", exc)
             return Outcome.LOST
-        finally:
-            self.heartbeat.watch(None)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -140,6 +133,8 @@ class JobRun:
                         raise LostClaim(f"job {self.claim.job_id}: its lease was taken over")
                     if self.interrupt == "cancel":
                         return self._end(CANCELLED)
+                    if self.interrupt == "time":
+                        return self._end(failed(time_limit(self.settings)))
                     if self.interrupt == "stop":
                         return self._end(RELEASED)
                     records, checks = [], []
@@ -153,6 +148,10 @@ class JobRun:
             return self._end(failed(error), records, checks)
         except LostClaim:
             raise
+        except MemoryError:  # the temporaries are gone: there is room to record the failure
+            if records and records[-1].iteration >= trainer.iteration:
+                records.pop()  # out of memory in its gradient check: before its update
+            return self._end(failed(memory_limit(self.settings)), records, checks)
         except Exception as exc:  # a bug in the engine: fail this job, keep the worker
             log.exception("job %s failed", self.claim.job_id)
             error = {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}

@@ -71,7 +71,7 @@ def test_every_iteration_is_stored_once_whatever_the_flush_size(
             # A first attempt stops (as on SIGTERM) once it has yielded `stop_after`
             # iterations, hands the job back, and a second attempt resumes it.
             queue = Queue(db, config, "first")
-            run = StopAt(queue, queue.claim(), config, _NoHeartbeat())
+            run = StopAt(queue, queue.claim(), config)
             run.stop_at = stop_after
             assert run.run() == "released"
             assert job_row(db, job.id).iterations_done == stop_after
@@ -95,11 +95,6 @@ def job_row(db: Database, job_id: str) -> Job:
         job = session.get(Job, job_id)
         assert job is not None
         return job
-
-
-class _NoHeartbeat:
-    def watch(self, run: object) -> None:
-        pass
 
 
 class StopAt(JobRun):
