@@ -17,7 +17,8 @@ from service.metrics.router import STREAM_ABOVE
 from store.chunks import chunk_row
 from store.codec import pack_state
 from store.db import Database
-from store.queue import SUCCEEDED, Flush, Queue
+from store.lifecycle import SUCCEEDED
+from store.queue import Flush, Queue
 from store.spec import JobSpec
 from tests.conftest import make_settings, run_worker
 from tests.service.helpers import LINE, submit
