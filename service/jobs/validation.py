@@ -14,7 +14,7 @@ import math
 from engine import catalog
 from service.errors import InvalidSpec, Problem
 from store.settings import Settings
-from store.spec import MLP, BlobsData, GivenInit, InlineData, JobSpec, LineData, Newton
+from store.spec import MLP, SGD, BlobsData, GivenInit, InlineData, JobSpec, LineData, Newton
 
 MAX_PARAMETERS = 5_000_000
 
@@ -69,6 +69,15 @@ def check_spec(spec: JobSpec, settings: Settings) -> None:
                 ("iterations",),
                 f"iterations is {spec.iterations}, above this server's limit of "
                 f"{settings.max_iterations} (GRADLAB_MAX_ITERATIONS).",
+            )
+        )
+
+    if isinstance(spec.optimizer, SGD) and spec.optimizer.batch_size > settings.max_inline_rows:
+        problems.append(
+            Problem(
+                ("optimizer", "batch_size"),
+                f"batch_size is {spec.optimizer.batch_size}, above this server's limit of "
+                f"{settings.max_inline_rows} rows (GRADLAB_MAX_INLINE_ROWS): no batch is larger.",
             )
         )
 
