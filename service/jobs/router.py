@@ -84,10 +84,7 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
-    tag_filter = None
-    if tag is not None:
-        key, sep, value = tag.partition(":")
-        tag_filter = (key, value if sep else None)
+    tag_filter = service.tag_filter(tag)
     jobs = repository.list_jobs(
         session,
         status=status,
