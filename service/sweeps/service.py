@@ -43,15 +43,17 @@ def set_path(spec: dict[str, Any], path: str, value: Any) -> None:
 def _bad_combination(
     overrides: dict[str, Any], loc: tuple[str | int, ...], why: str
 ) -> InvalidSpec:
-    """The grid entry whose value put the spec wrong at ``loc`` (or the first), and why."""
+    """The grid entry whose value put the spec wrong at ``loc``, or else the base's field
+    there (the base and this combination do not fit), and why."""
     where = ".".join(str(p) for p in loc)
     culprit = next(
         (k for k in overrides if f"{where}.".startswith(f"{k}.") or k.startswith(f"{where}.")),
-        next(iter(overrides)),
+        None,
     )
     at = f"{where}: " if where else ""
     message = f"the combination {overrides} is not a valid spec: {at}{why}"
-    return InvalidSpec([Problem(("grid", culprit), message)])
+    field = ("grid", culprit) if culprit is not None else ("base", *loc)
+    return InvalidSpec([Problem(field, message)])
 
 
 def expand(request: SweepRequest, settings: Settings) -> list[tuple[dict[str, Any], JobSpec]]:
