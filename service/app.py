@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from service import health
+from service.bodylimit import BodyLimit
 from service.catalog.router import router as catalog_router
 from service.dashboard.router import router as dashboard_router
+from service.deps import refuse_nul
 from service.errors import install_handlers
 from service.events.router import router as events_router
 from service.jobs.router import router as jobs_router
@@ -44,11 +46,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
+        dependencies=[Depends(refuse_nul)],
     )
     app.state.settings = settings
     app.state.db = Database(settings.database_url, settings)  # connects on first use
     install_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(jobs_router)
     app.include_router(catalog_router)

@@ -75,6 +75,21 @@ class InvalidSpec(GradlabError):
         return validation_body(self.problems)
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """The body is above GRADLAB_MAX_BODY_BYTES. An HTTP exception, not a :class:`GradlabError`:
+    it is raised while FastAPI reads the body, which passes only HTTP exceptions on."""
+
+    def __init__(self, limit: int) -> None:
+        message = f"The body is larger than this server's limit of {limit} bytes"
+        super().__init__(413, f"{message} (GRADLAB_MAX_BODY_BYTES).")
+
+
+def http_error_body(exc: StarletteHTTPException) -> dict[str, Any]:
+    message = str(exc.detail)
+    kind = "body_too_large" if exc.status_code == 413 else "http_error"
+    return {"detail": message, "message": message, "type": kind}
+
+
 class NotApplicable(GradlabError):
     """The resource exists, but what was asked of it does not apply (a plot for the wrong
     kind of model, say)."""
@@ -93,13 +108,17 @@ def _dotted(loc: Sequence[str | int]) -> str:
     return out
 
 
+def _field(loc: Sequence[str | int]) -> str:
+    """A problem's field as a user writes it; ``body`` for the body as a whole."""
+    return _dotted(loc) or "body"
+
+
 def _summary(problems: Sequence[Problem]) -> str:
     if not problems:
         return "The request is not valid."
     first = problems[0]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    field = _dotted(first.loc)
-    return f"{field}: {first.msg}{more}" if field else f"{first.msg}{more}"
+    return f"{_field(first.loc)}: {first.msg}{more}"
 
 
 def validation_body(problems: Sequence[Problem]) -> dict[str, Any]:
@@ -107,13 +126,13 @@ def validation_body(problems: Sequence[Problem]) -> dict[str, Any]:
         "message": _summary(problems),
         "type": "invalid_request",
         "detail": [
-            {"loc": ["body", *p.loc], "field": _dotted(p.loc), "msg": p.msg, "type": p.type}
+            {"loc": ["body", *p.loc], "field": _field(p.loc), "msg": p.msg, "type": p.type}
             for p in problems
         ],
     }
 
 
-def _user_path(loc: Sequence[str | int]) -> list[str | int]:
+def user_path(loc: Sequence[str | int]) -> list[str | int]:
     """An error's path as the user wrote it: without the tag pydantic adds after a
     discriminated union's field (``data.inline.X``) or a plain union's member label
     (``params.W.list[float]``)."""
@@ -127,7 +146,7 @@ def _user_path(loc: Sequence[str | int]) -> list[str | int]:
 
 
 def _problem_from_pydantic(error: dict[str, Any]) -> Problem:
-    loc = _user_path(error.get("loc", ()))
+    loc = user_path(error.get("loc", ()))
     where = loc[0] if loc else None
     if where in ("body", "query", "path", "header"):
         loc = loc[1:]
@@ -137,11 +156,13 @@ def _problem_from_pydantic(error: dict[str, Any]) -> Problem:
         msg = "is not a field here; check its spelling or remove it."
     elif kind == "missing":
         msg = "is required."
-    elif kind == "json_invalid":
-        msg = f"The body is not valid JSON: {error.get('ctx', {}).get('error', msg)}."
+    elif kind == "json_invalid":  # FastAPI's loc is the offset; the field is the body
+        loc, msg = [], f"is not valid JSON: {error.get('ctx', {}).get('error', msg)}."
     elif kind == "union_tag_invalid":
         expected = error.get("ctx", {}).get("expected_tags", "")
         msg = f"unknown kind {error.get('ctx', {}).get('tag')!r}; expected one of {expected}."
+    elif kind == "value_error":  # a validator's own sentence
+        msg = msg.removeprefix("Value error, ")
     elif kind == "finite_number":
         msg = "must be a finite number (NaN and Infinity are not allowed)."
     if where in ("query", "path", "header") and loc:
@@ -172,9 +193,18 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        message = str(exc.detail)
-        return json_response(
-            {"detail": message, "message": message, "type": "http_error"},
-            exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's 400 for a body json.loads cannot read: not UTF-8, nested too deep, an
+            # integer of more than 4300 digits. Unparseable JSON, as the API answers it: 422.
+            problem = Problem((), f"is not valid JSON: {_why(exc.__cause__)}.", "json_invalid")
+            return json_response(validation_body([problem]), 422)
+        body = http_error_body(exc)
+        return json_response(body, exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def _why(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return f"byte {cause.object[cause.start : cause.start + 1]!r} at {cause.start} is not UTF-8"
+    if isinstance(cause, RecursionError):
+        return "it is nested too deeply"
+    return str(cause).rstrip(".")

@@ -15,10 +15,11 @@ be read in several files.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from engine import catalog
 
@@ -27,6 +28,34 @@ _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed of the generator.")]
+
+MAX_COUNT = 2**31 - 1
+"""The largest count (rows, features, iterations, a batch, a check's period) a spec may hold:
+far above the server's own limits (GRADLAB_MAX_*, checked in ``service.jobs.validation``), so
+an absurd integer is refused here, by its field, before it reaches JSON or SQL."""
+
+
+def _matching(pattern: str, why: str) -> tuple[Any, AfterValidator]:
+    """A string rule: ``pattern`` for the JSON Schema, and a check that says ``why``."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(why)
+        return value
+
+    return Field(json_schema_extra={"pattern": f"^{pattern}$"}), AfterValidator(check)
+
+
+# PostgreSQL's text and jsonb cannot hold NUL; a tag key also becomes a JSON path in SQL
+# (``GET /v1/jobs?tag=key``), where a quote, a backslash or a control character would break it.
+_NO_NUL = _matching(r"[^\x00]*", "must not contain NUL (\\0) characters.")
+_TAG_KEY = _matching(
+    r'[^\x00-\x1f\x7f"\\]*', "must not contain control characters, double quotes or backslashes."
+)
+Text = Annotated[str, _NO_NUL[0], _NO_NUL[1]]
+TagKey = Annotated[str, Field(min_length=1, max_length=64), _TAG_KEY[0], _TAG_KEY[1]]
+TagValue = Annotated[str, Field(max_length=200), _NO_NUL[0], _NO_NUL[1]]
 
 if TYPE_CHECKING:
     LossName = str
@@ -86,7 +115,9 @@ class LineData(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["line"]
-    n_samples: int = Field(_DATA["line"]["n_samples"], ge=1, description="Number of points.")
+    n_samples: int = Field(
+        _DATA["line"]["n_samples"], ge=1, le=MAX_COUNT, description="Number of points."
+    )
     slope: FiniteFloat = Field(_DATA["line"]["slope"], description="Slope of the true line.")
     intercept: FiniteFloat = Field(
         _DATA["line"]["intercept"], description="Intercept of the true line."
@@ -105,7 +136,10 @@ class BlobsData(BaseModel):
     model_config = _CONFIG
     kind: Literal["blobs"]
     n_samples: int = Field(
-        _DATA["blobs"]["n_samples"], ge=2, description="Number of points, split across classes."
+        _DATA["blobs"]["n_samples"],
+        ge=2,
+        le=MAX_COUNT,
+        description="Number of points, split across classes.",
     )
     n_classes: int = Field(
         _DATA["blobs"]["n_classes"],
@@ -114,7 +148,7 @@ class BlobsData(BaseModel):
         description="Number of clusters (labels 0..K−1).",
     )
     n_features: int = Field(
-        _DATA["blobs"]["n_features"], ge=1, description="Dimension of each point."
+        _DATA["blobs"]["n_features"], ge=1, le=MAX_COUNT, description="Dimension of each point."
     )
     cluster_std: FiniteFloat = Field(
         _DATA["blobs"]["cluster_std"], gt=0, description="Standard deviation of a cluster."
@@ -130,7 +164,9 @@ class SpiralData(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["spiral"]
-    n_per_class: int = Field(_DATA["spiral"]["n_per_class"], ge=1, description="Points per arm.")
+    n_per_class: int = Field(
+        _DATA["spiral"]["n_per_class"], ge=1, le=MAX_COUNT, description="Points per arm."
+    )
     n_classes: int = Field(
         _DATA["spiral"]["n_classes"], ge=2, le=1000, description="Number of arms (labels 0..K−1)."
     )
@@ -181,7 +217,10 @@ class SGD(BaseModel):
     learning_rate: LearningRate = _OPT["sgd"].options["learning_rate"]
     momentum: Momentum = _OPT["sgd"].options["momentum"]
     batch_size: int = Field(
-        _OPT["sgd"].options["batch_size"], ge=1, description="Examples per minibatch."
+        _OPT["sgd"].options["batch_size"],
+        ge=1,
+        le=MAX_COUNT,
+        description="Examples per minibatch (at most GRADLAB_MAX_INLINE_ROWS).",
     )
     seed: Seed = _OPT["sgd"].options["seed"]
 
@@ -252,11 +291,14 @@ class GradientCheckSpec(BaseModel):
     the last iteration, and every ``every`` iterations in between when ``every`` > 0."""
 
     model_config = _CONFIG
-    every: int = Field(0, ge=0, description="Check every this many iterations (0: first/last).")
+    every: int = Field(
+        0, ge=0, le=MAX_COUNT, description="Check every this many iterations (0: first/last)."
+    )
     epsilon: FiniteFloat = Field(1e-5, gt=0, le=1, description="Central-difference step, float64.")
     max_coordinates: int | None = Field(
         50,
         ge=1,
+        le=MAX_COUNT,
         description="Checked coordinates per parameter tensor (a seeded sample); null: all.",
     )
     rtol: FiniteFloat = Field(1e-6, gt=0, description="Pass when every relative error ≤ rtol.")
@@ -311,10 +353,10 @@ class JobSpec(BaseModel):
     """A training job: a model, data, an optimizer and how long to run."""
 
     model_config = _CONFIG
-    name: str | None = Field(None, max_length=200, description="A name to find the job by.")
-    tags: dict[
-        Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=200)]
-    ] = Field(default_factory=dict, max_length=50, description="Free-form labels, string → string.")
+    name: Text | None = Field(None, max_length=200, description="A name to find the job by.")
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=50, description="Free-form labels, string → string."
+    )
     model: ModelSpec
     loss: LossName | None = Field(
         None,
@@ -336,7 +378,7 @@ class JobSpec(BaseModel):
     data: DataSpec
     optimizer: OptimizerSpec
     iterations: int = Field(
-        ge=1, description="Number of updates; one point is recorded per update."
+        ge=1, le=MAX_COUNT, description="Number of updates; one point is recorded per update."
     )
     l2: FiniteFloat = Field(
         0.0, ge=0, description="L2 strength: loss += 0.5·l2·Σ‖W‖² over weights, never biases."

@@ -21,9 +21,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {
         "model": ErrorBody,
-        "description": "The spec is not valid: `detail` lists each problem with its field path.",
+        "description": "The spec is not valid, or the body is not JSON (not UTF-8, nested too "
+        "deeply; its `field` is `body`): `detail` lists each problem with its field path.",
     },
-    413: {"model": ErrorBody, "description": "The body is larger than GRADLAB_MAX_BODY_BYTES."},
+    413: {
+        "model": ErrorBody,
+        "description": "The body is larger than GRADLAB_MAX_BODY_BYTES (type `body_too_large`).",
+    },
 }
 
 
@@ -84,10 +88,7 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
-    tag_filter = None
-    if tag is not None:
-        key, sep, value = tag.partition(":")
-        tag_filter = (key, value if sep else None)
+    tag_filter = service.tag_filter(tag)
     jobs = repository.list_jobs(
         session,
         status=status,

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,7 @@ from store import lifecycle, queue
 from store.codec import unpack_state
 from store.db import Database
 from store.settings import Settings
-from store.spec import JobSpec
+from store.spec import JobSpec, TagKey, TagValue
 from store.status import Status
 from store.tables import Job, new_id
 
@@ -31,6 +32,25 @@ def job_view(job: Job | SimpleNamespace) -> dict[str, Any]:
     """The job as the API shows it (``schemas.Job``), from an ORM object or the columns of
     :func:`repository.job_row`."""
     return schemas.Job.view(job)
+
+
+_TAG_KEY: TypeAdapter[str] = TypeAdapter(TagKey)
+_TAG_VALUE: TypeAdapter[str] = TypeAdapter(TagValue)
+
+
+def tag_filter(tag: str | None) -> tuple[str, str | None] | None:
+    """``key`` or ``key:value`` of ``GET /v1/jobs?tag=``, held to the spec's rules for tags:
+    what no job's tag can be is a 422 naming ``tag``, never a JSON path SQL cannot read."""
+    if tag is None:
+        return None
+    key, sep, value = tag.partition(":")
+    for part, adapter, text in (("key", _TAG_KEY, key), ("value", _TAG_VALUE, value)):
+        try:
+            adapter.validate_python(text)
+        except ValidationError as exc:
+            message = f"the tag's {part}: {exc.errors()[0]['msg']}"
+            raise InvalidSpec([Problem(("query:tag",), message)]) from None
+    return key, value if sep else None
 
 
 def request_hash(spec: JobSpec) -> str:

@@ -81,6 +81,15 @@ def check_spec(spec: JobSpec, settings: Settings) -> None:
             )
         )
 
+    if isinstance(spec.optimizer, SGD) and spec.optimizer.batch_size > settings.max_inline_rows:
+        problems.append(
+            Problem(
+                ("optimizer", "batch_size"),
+                f"batch_size is {spec.optimizer.batch_size}, above this server's limit of "
+                f"{settings.max_inline_rows} rows (GRADLAB_MAX_INLINE_ROWS): no batch is larger.",
+            )
+        )
+
     problems += _check_data(spec, settings)
     if problems:
         raise InvalidSpec(problems)

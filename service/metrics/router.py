@@ -13,6 +13,7 @@ from service.errors import ErrorBody, InvalidSpec, NotFound, Problem
 from service.jobs.schemas import Metrics
 from service.metrics import repository, service
 from service.metrics.repository import Span
+from store.spec import MAX_COUNT
 
 router = APIRouter(prefix="/v1/jobs", tags=["metrics"])
 STREAM_ABOVE = 50_000  # points; smaller answers are built whole and sent with a length
@@ -36,8 +37,10 @@ STREAM_ABOVE = 50_000  # points; smaller answers are built whole and sent with a
 def metrics(
     db: DatabaseDep,
     job_id: str,
-    start: Annotated[int, Query(ge=0, description="First iteration.")] = 0,
-    end: Annotated[int | None, Query(ge=0, description="Last iteration (inclusive).")] = None,
+    start: Annotated[int, Query(ge=0, le=MAX_COUNT, description="First iteration.")] = 0,
+    end: Annotated[
+        int | None, Query(ge=0, le=MAX_COUNT, description="Last iteration (inclusive).")
+    ] = None,
     max_points: Annotated[
         int | None, Query(ge=3, le=1_000_000, description="Downsample to at most this many.")
     ] = None,

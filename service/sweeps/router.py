@@ -39,7 +39,18 @@ EXAMPLE = {
     "",
     status_code=201,
     response_model=schemas.Sweep,
-    responses={422: {"model": ErrorBody, "description": "Invalid base, grid, or too many jobs."}},
+    responses={
+        422: {
+            "model": ErrorBody,
+            "description": "Invalid base, grid, or too many jobs, or the body is not JSON "
+            "(not UTF-8, nested too deeply; its `field` is `body`).",
+        },
+        413: {
+            "model": ErrorBody,
+            "description": "The body is larger than GRADLAB_MAX_BODY_BYTES "
+            "(type `body_too_large`).",
+        },
+    },
     summary="Start a sweep: one job per combination of the grid",
 )
 def create_sweep(

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from service.errors import InvalidSpec, NotFound, Problem
+from service.errors import InvalidSpec, NotFound, Problem, user_path
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
 from service.jobs.schemas import iso
@@ -40,15 +40,20 @@ def set_path(spec: dict[str, Any], path: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _bad_combination(overrides: dict[str, Any], why: str) -> InvalidSpec:
-    return InvalidSpec(
-        [
-            Problem(
-                ("grid", next(iter(overrides))),
-                f"the combination {overrides} is not a valid spec: {why}",
-            )
-        ]
+def _bad_combination(
+    overrides: dict[str, Any], loc: tuple[str | int, ...], why: str
+) -> InvalidSpec:
+    """The grid entry whose value put the spec wrong at ``loc``, or else the base's field
+    there (the base and this combination do not fit), and why."""
+    where = ".".join(str(p) for p in loc)
+    culprit = next(
+        (k for k in overrides if f"{where}.".startswith(f"{k}.") or k.startswith(f"{where}.")),
+        None,
     )
+    at = f"{where}: " if where else ""
+    message = f"the combination {overrides} is not a valid spec: {at}{why}"
+    field = ("grid", culprit) if culprit is not None else ("base", *loc)
+    return InvalidSpec([Problem(field, message)])
 
 
 def expand(request: SweepRequest, settings: Settings) -> list[tuple[dict[str, Any], JobSpec]]:
@@ -84,8 +89,8 @@ def expand(request: SweepRequest, settings: Settings) -> list[tuple[dict[str, An
             parsed = JobSpec.model_validate(spec)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise _bad_combination(overrides, f"{where}: {first['msg']}") from None
+            loc = tuple(user_path(first["loc"]))
+            raise _bad_combination(overrides, loc, first["msg"]) from None
         combos.append((overrides, parsed))
     return combos
 
@@ -110,7 +115,7 @@ def create(session: Session, request: SweepRequest, settings: Settings) -> tuple
         try:
             job = jobs_service.new_job(named, settings, sweep_id=sweep.id)
         except InvalidSpec as exc:
-            raise _bad_combination(overrides, exc.problems[0].msg) from None
+            raise _bad_combination(overrides, exc.problems[0].loc, exc.problems[0].msg) from None
         jobs_repo.add_job(session, job)
         jobs.append(job)
     notify(session)
