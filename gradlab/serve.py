@@ -16,6 +16,7 @@ import uvicorn
 
 import migrations as migrate
 from service.app import create_app
+from service.events.response import expose_abort
 from store.settings import Settings
 
 log = logging.getLogger("gradlab.serve")
@@ -107,7 +108,7 @@ def serve(host: str, port: int, workers: int, settings: Settings, access_log: bo
     pool.start()
     try:
         config = uvicorn.Config(
-            create_app(settings),
+            expose_abort(create_app(settings)),
             host=host,
             port=port,
             access_log=access_log,

@@ -12,6 +12,7 @@ from service.catalog.router import router as catalog_router
 from service.dashboard.router import router as dashboard_router
 from service.errors import install_handlers
 from service.events.router import router as events_router
+from service.events.streams import Streams
 from service.jobs.router import router as jobs_router
 from service.metrics.router import router as metrics_router
 from service.plots.router import router as plots_router
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.streams.aclose()
         app.state.db.dispose()
 
     app = FastAPI(
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = Database(settings.database_url, settings)  # connects on first use
+    app.state.streams = Streams(settings, app.state.db)
     install_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs_router)

@@ -18,13 +18,14 @@ import anyio
 import numpy as np
 import orjson
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from service.events.streams import Streams
 from service.jobs import repository as jobs_repo
 from service.jobs.service import job_view
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
 from store.chunks import COLUMNS, Col
-from store.db import Database
 from store.status import TERMINAL
 from store.tables import GradientCheck
 
@@ -61,38 +62,39 @@ def _block_columns(block: np.ndarray) -> dict[str, list]:
 class JobEvents:
     """The events of one job from one cursor on."""
 
-    def __init__(self, db: Database, job_id: str, cursor: Cursor, interval: float) -> None:
-        self.db, self.job_id, self.cursor, self.interval = db, job_id, cursor, interval
+    def __init__(self, streams: Streams, job_id: str, cursor: Cursor, interval: float) -> None:
+        self.streams, self.job_id, self.cursor, self.interval = streams, job_id, cursor, interval
 
-    def _poll(self) -> tuple[dict[str, Any] | None, np.ndarray, list[dict[str, Any]]]:
+    def _poll(
+        self, session: Session
+    ) -> tuple[dict[str, Any] | None, np.ndarray, list[dict[str, Any]]]:
         """The job, the points after the cursor (up to a cap), and the checks after it."""
-        with self.db.read_session() as session:
-            job = jobs_repo.get_job(session, self.job_id)
-            if job is None:
-                return None, np.empty((0, len(COLUMNS))), []
-            view = job_view(job)
-            checks = list(
-                session.scalars(
-                    select(GradientCheck.result)
-                    .where(GradientCheck.job_id == self.job_id)
-                    .order_by(GradientCheck.iteration, GradientCheck.reference)
-                    .offset(self.cursor.checks)
-                )
+        job = jobs_repo.get_job(session, self.job_id)
+        if job is None:
+            return None, np.empty((0, len(COLUMNS))), []
+        view = job_view(job)
+        checks = list(
+            session.scalars(
+                select(GradientCheck.result)
+                .where(GradientCheck.job_id == self.job_id)
+                .order_by(GradientCheck.iteration, GradientCheck.reference)
+                .offset(self.cursor.checks)
             )
-            start = self.cursor.points
-            block = np.empty((0, len(COLUMNS)))
-            if view["iterations_done"] > start:
-                end = min(view["iterations_done"], start + MAX_POINTS_PER_EVENT) - 1
-                conn = session.connection()
-                block = metrics_service.read_all(
-                    conn, self.job_id, metrics_repo.span(conn, self.job_id, start, end)
-                )
+        )
+        start = self.cursor.points
+        block = np.empty((0, len(COLUMNS)))
+        if view["iterations_done"] > start:
+            end = min(view["iterations_done"], start + MAX_POINTS_PER_EVENT) - 1
+            conn = session.connection()
+            block = metrics_service.read_all(
+                conn, self.job_id, metrics_repo.span(conn, self.job_id, start, end)
+            )
         return view, block, checks
 
     async def __aiter__(self) -> AsyncIterator[dict[str, str]]:
         last_status: tuple[Any, ...] | None = None
         while True:
-            view, block, checks = await anyio.to_thread.run_sync(self._poll)
+            view, block, checks = await self.streams.read(self._poll)
             if view is None:
                 yield _event("end", self.cursor, {"id": self.job_id, "status": "deleted"})
                 return
