@@ -7,21 +7,13 @@ import socket
 import struct
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
+from bench.context import Context
 from gradlab.procs import Server, wait_for
-from service.jobs import service as jobs_service
-from store.chunks import chunk_row
-from store.codec import pack_state
-from store.db import Database
-from store.lifecycle import SUCCEEDED
-from store.queue import Flush, Queue
-from store.spec import JobSpec
-from tests.conftest import make_settings
-from worker.runner import records_block
 
 pytestmark = pytest.mark.slow
 
@@ -34,29 +26,16 @@ TINY = {
 TCP_ESTABLISHED = 1
 
 
-def finished_job(url: str, points: int) -> str:
+def finished_job(url: str, work: Path, points: int) -> str:
     """A succeeded job with ``points`` synthetic points, written through the worker's flush
-    path (chunks of 1,000, fenced flushes) without training anything."""
-    settings = make_settings(url)
-    db = Database(url, settings)
+    path (chunks of 1,000, fenced flushes) without training anything, as the benchmarks do."""
+    ctx = Context(url, work)
     try:
-        with db.write_session() as session:
-            spec = JobSpec.model_validate({**TINY, "iterations": points})
-            job_id = jobs_service.submit(session, spec, settings)[0].id
-        queue = Queue(db, settings, "test")
-        claim = queue.claim()
-        assert claim is not None and claim.job_id == job_id
-        loss = np.linspace(2.0, 0.1, points)
-        records = [(i, float(v), float(v), 0.0, 0.5, 0.75) for i, v in enumerate(loss.tolist())]
-        state = pack_state({"iteration": 0, "params": {"W": np.zeros((2, 3))}, "velocity": {}})
-        for first in range(0, points, 1000):
-            block = records_block(records[first : first + 1000])
-            last = first + len(block) - 1
-            flush = Flush(chunk=chunk_row(job_id, block), state=state, iterations_done=last + 1)
-            queue.flush(claim, flush, SUCCEEDED if last == points - 1 else None)
+        claim = ctx.running_job(TINY)
+        ctx.write_points(claim, points, finish=True)
     finally:
-        db.dispose()
-    return job_id
+        ctx.close()
+    return claim.job_id
 
 
 def open_stream(stack: ExitStack, http: httpx.Client, job_id: str) -> httpx.Response:
@@ -105,7 +84,9 @@ def test_streams_are_capped_per_client_and_in_all(sqlite_url, tmp_path):
 
 
 def test_a_client_that_never_reads_is_reset_at_the_send_timeout(sqlite_url, tmp_path):
-    job_id = finished_job(sqlite_url, 300_000)  # ~30 MB of events: more than any buffer
+    job_id = finished_job(
+        sqlite_url, tmp_path / "work", 300_000
+    )  # ~30 MB of events: more than any buffer
     log = tmp_path / "serve.log"
     with (
         Server(sqlite_url, workers=0, log=log, stream_send_timeout_seconds=1) as server,
@@ -129,3 +110,22 @@ def test_a_client_that_never_reads_is_reset_at_the_send_timeout(sqlite_url, tmp_
     lines = [line for line in text.splitlines() if "closed the event stream" in line]
     assert len(lines) == 1 and job_id in lines[0] and "read nothing for 1 s" in lines[0]
     assert "Traceback" not in text and "Exception in ASGI" not in text
+
+
+def test_the_api_answers_while_many_streams_are_open(sqlite_url, tmp_path):
+    spec = {**TINY, "iterations": 200_000}  # runs for a while, a flush every 50 ms
+    with (
+        Server(
+            sqlite_url, workers=1, log=tmp_path / "serve.log", max_streams_per_client=100
+        ) as server,
+        server.client(limits=httpx.Limits(max_connections=100)) as http,
+        ExitStack() as streams,
+    ):
+        job_id = http.post("/v1/jobs", json=spec).json()["id"]
+        for _ in range(80):
+            assert open_stream(streams, http, job_id).status_code == 200
+        started = time.monotonic()
+        listed = http.get("/v1/jobs?limit=5")
+        assert listed.status_code == 200 and listed.json()["jobs"][0]["id"] == job_id
+        assert http.post("/v1/jobs", json=TINY).status_code == 201
+        assert time.monotonic() - started < 5  # generous: a bound, not a speed test
