@@ -35,7 +35,11 @@ class JobStream(EventSourceResponse):
     """One job's events to one client, holding one of that client's stream slots."""
 
     def __init__(
-        self, events: AsyncIterable[dict[str, str]], streams: Streams, client: str, job_id: str
+        self,
+        events: AsyncIterable[dict[str, str] | bytes],
+        streams: Streams,
+        client: str,
+        job_id: str,
     ) -> None:
         super().__init__(events, ping=PING_SECONDS, send_timeout=streams.send_timeout)
         self.streams, self.client, self.job_id = streams, client, job_id

@@ -10,10 +10,11 @@ short indexed lookups), on PostgreSQL on the async psycopg driver, on the event 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -30,6 +31,27 @@ ASYNC_CONNECTIONS = 4  # PostgreSQL: connections reading for every stream of the
 RETRY_AFTER = 5  # seconds: how long a refused client should wait before trying again
 
 
+class Recent:
+    """The last few metrics payloads read, by ``(job, first, last)``: streams of one job
+    that catch up from the same cursor read and encode each range once between them."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size, self._items, self._lock = size, OrderedDict[Any, Any](), threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 class Streams:
     """The process's event streams: slots by client address, and their reads."""
 
@@ -38,6 +60,7 @@ class Streams:
         self.send_timeout = settings.stream_send_timeout_seconds
         self.db = db
         self.open: Counter[str] = Counter()
+        self.recent = Recent()
         self._executor: ThreadPoolExecutor | None = None
         self._async: AsyncEngine | None = None
 
