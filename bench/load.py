@@ -21,6 +21,7 @@ import httpx
 from bench.context import Context
 from bench.report import Row, at_most, info
 from gradlab.procs import wait_for
+from store.status import Status
 
 STREAMS, PLOTS = 200, 60
 LISTS, SUBMITS = 200, 60  # requests timed per phase
@@ -110,10 +111,10 @@ def load(ctx: Context) -> list[Row]:
     settings = {"max_streams_per_client": STREAMS + 10}  # the bench is one client address
     with ctx.server(workers=1, name="load", **settings) as server, server.client() as http:
         fitted = http.post("/v1/jobs", json=FITTED).json()["id"]
-        wait_for(lambda: http.get(f"/v1/jobs/{fitted}").json()["status"] == "succeeded", 120)
+        wait_for(lambda: http.get(f"/v1/jobs/{fitted}").json()["status"] == Status.SUCCEEDED, 120)
         assert http.get(f"/v1/jobs/{fitted}/plots/fit.png").status_code == 200  # warm renderers
         running = http.post("/v1/jobs", json=RUNNING).json()["id"]
-        wait_for(lambda: http.get(f"/v1/jobs/{running}").json()["status"] == "running", 60)
+        wait_for(lambda: http.get(f"/v1/jobs/{running}").json()["status"] == Status.RUNNING, 60)
         _timed(http)  # warm up
         idle = _timed(http)
 
@@ -129,7 +130,7 @@ def load(ctx: Context) -> list[Row]:
             )
             time.sleep(2)  # let the plots queue fill
             loaded = _timed(http)
-            assert http.get(f"/v1/jobs/{running}").json()["status"] == "running"
+            assert http.get(f"/v1/jobs/{running}").json()["status"] == Status.RUNNING
         finally:
             stop.set()
         counts: dict[str, int] = {}

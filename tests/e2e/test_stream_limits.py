@@ -7,13 +7,20 @@ import socket
 import struct
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
-from bench.context import Context
 from gradlab.procs import Server, wait_for
+from service.jobs import service as jobs_service
+from store.chunks import chunk_row
+from store.db import Database
+from store.lifecycle import SUCCEEDED
+from store.queue import Flush, Queue
+from store.spec import JobSpec
+from tests.conftest import make_settings
+from worker.runner import records_block
 
 pytestmark = pytest.mark.slow
 
@@ -26,16 +33,29 @@ TINY = {
 TCP_ESTABLISHED = 1
 
 
-def finished_job(url: str, work: Path, points: int) -> str:
+def finished_job(url: str, points: int) -> str:
     """A succeeded job with ``points`` synthetic points, written through the worker's flush
-    path (chunks of 1,000, fenced flushes) without training anything, as the benchmarks do."""
-    ctx = Context(url, work)
+    path (chunks of 1,000, fenced flushes) without training anything."""
+    settings = make_settings(url)
+    db = Database(url, settings)
     try:
-        claim = ctx.running_job(TINY)
-        ctx.write_points(claim, points, finish=True)
+        with db.write_session() as session:
+            spec = JobSpec.model_validate({**TINY, "iterations": points})
+            job_id = jobs_service.submit(session, spec, settings)[0].id
+        queue = Queue(db, settings, "test")
+        claim = queue.claim()
+        assert claim is not None and claim.job_id == job_id
+        loss = np.linspace(2.0, 0.1, points).tolist()
+        for first in range(0, points, 1000):
+            block = records_block(
+                [(i, loss[i], loss[i], 0.0, 0.5, 0.75) for i in range(first, first + 1000)]
+            )
+            done = first + 1000 >= points
+            flush = Flush(chunk=chunk_row(job_id, block), iterations_done=first + 1000)
+            queue.flush(claim, flush, SUCCEEDED if done else None)
     finally:
-        ctx.close()
-    return claim.job_id
+        db.dispose()
+    return job_id
 
 
 def open_stream(stack: ExitStack, http: httpx.Client, job_id: str) -> httpx.Response:
@@ -84,9 +104,7 @@ def test_streams_are_capped_per_client_and_in_all(sqlite_url, tmp_path):
 
 
 def test_a_client_that_never_reads_is_reset_at_the_send_timeout(sqlite_url, tmp_path):
-    job_id = finished_job(
-        sqlite_url, tmp_path / "work", 300_000
-    )  # ~30 MB of events: more than any buffer
+    job_id = finished_job(sqlite_url, 300_000)  # ~30 MB of events: more than any buffer
     log = tmp_path / "serve.log"
     with (
         Server(sqlite_url, workers=0, log=log, stream_send_timeout_seconds=1) as server,
