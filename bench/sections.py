@@ -17,6 +17,7 @@ import numpy as np
 
 import engine as ml
 from bench import engine as engine_bench
+from bench import load
 from bench.context import Context, parse_time
 from bench.report import Row, at_least, at_most, info
 from engine.seeds import two_layer_seed
@@ -389,4 +390,5 @@ SECTIONS: dict[str, Any] = {
     "tiny": tiny_jobs,
     "pickup": pickup,
     "memory": worker_memory,
+    "load": load.load,
 }

@@ -28,6 +28,7 @@ import uvicorn
 
 import migrations as migrate
 from service.app import create_app
+from service.events.response import expose_abort
 from store.settings import Settings
 
 log = logging.getLogger("gradlab.serve")
@@ -178,7 +179,7 @@ def serve_api(fd: int, settings: Settings, access_log: bool = False) -> None:
     """The API process of ``gradlab serve``: uvicorn on the socket the supervisor bound."""
     sock = socket.socket(fileno=fd)
     config = uvicorn.Config(
-        create_app(settings),
+        expose_abort(create_app(settings)),
         access_log=access_log,
         log_level="info",
         timeout_graceful_shutdown=5,

@@ -14,8 +14,10 @@ from service.dashboard.router import router as dashboard_router
 from service.deps import refuse_nul
 from service.errors import install_handlers
 from service.events.router import router as events_router
+from service.events.streams import Streams
 from service.jobs.router import router as jobs_router
 from service.metrics.router import router as metrics_router
+from service.plots.renderers import Renderers
 from service.plots.router import router as plots_router
 from service.sweeps.router import router as sweeps_router
 from store.db import Database
@@ -39,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.streams.aclose()
+        app.state.renderers.close()
         app.state.db.dispose()
 
     app = FastAPI(
@@ -50,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = Database(settings.database_url, settings)  # connects on first use
+    app.state.streams = Streams(settings, app.state.db)
+    app.state.renderers = Renderers(settings)
     install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)

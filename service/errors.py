@@ -98,6 +98,18 @@ class NotApplicable(GradlabError):
     type = "not_applicable"
 
 
+class Busy(GradlabError):
+    """A bounded resource (event streams, plot renderers) is used up: come back after
+    ``retry_after`` seconds (sent as ``Retry-After``). Nothing was done or stored."""
+
+    status = 503
+    type = "busy"
+
+    def __init__(self, message: str, retry_after: int, status: int = 503, kind: str = "busy"):
+        super().__init__(message)
+        self.retry_after, self.status, self.type = retry_after, status, kind
+
+
 def _dotted(loc: Sequence[str | int]) -> str:
     out = ""
     for part in loc:
@@ -184,7 +196,8 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GradlabError)
     async def _gradlab_error(_: Request, exc: GradlabError) -> Response:
-        return json_response(exc.body(), exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+        return json_response(exc.body(), exc.status, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> Response:

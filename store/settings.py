@@ -65,6 +65,21 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long SQLite waits for a lock before giving up."
     )
+    max_streams: int = Field(
+        512, ge=1, description="Event streams open at once; one more gets 503 with Retry-After."
+    )
+    max_streams_per_client: int = Field(
+        32, ge=1, description="Event streams one client address may hold; one more gets 429."
+    )
+    stream_send_timeout_seconds: float = Field(
+        30.0, gt=0, description="An event stream whose client reads nothing this long is closed."
+    )
+    plot_renderers: int = Field(
+        2, ge=1, description="Processes drawing plots, each one image at a time."
+    )
+    plot_queue: int = Field(
+        16, ge=0, description="Plots waiting for a renderer; one more gets 503 with Retry-After."
+    )
 
 
 @lru_cache

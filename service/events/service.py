@@ -18,13 +18,14 @@ import anyio
 import numpy as np
 import orjson
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from service.events.streams import Streams
 from service.jobs import repository as jobs_repo
 from service.jobs.service import job_view
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
 from store.chunks import COLUMNS, Col
-from store.db import Database
 from store.status import TERMINAL
 from store.tables import GradientCheck
 
@@ -58,41 +59,59 @@ def _block_columns(block: np.ndarray) -> dict[str, list]:
     return columns
 
 
+@dataclass(frozen=True)
+class Points:
+    """A metrics event's payload, encoded: ``{first, last, columns}``."""
+
+    last: int
+    data: bytes  # one line of JSON
+
+
+def _points(block: np.ndarray) -> Points:
+    first, last = int(block[0, Col.ITERATION]), int(block[-1, Col.ITERATION])
+    payload = {"first": first, "last": last, "columns": _block_columns(block)}
+    return Points(last, orjson.dumps(payload))
+
+
 class JobEvents:
     """The events of one job from one cursor on."""
 
-    def __init__(self, db: Database, job_id: str, cursor: Cursor, interval: float) -> None:
-        self.db, self.job_id, self.cursor, self.interval = db, job_id, cursor, interval
+    def __init__(self, streams: Streams, job_id: str, cursor: Cursor, interval: float) -> None:
+        self.streams, self.job_id, self.cursor, self.interval = streams, job_id, cursor, interval
 
-    def _poll(self) -> tuple[dict[str, Any] | None, np.ndarray, list[dict[str, Any]]]:
-        """The job, the points after the cursor (up to a cap), and the checks after it."""
-        with self.db.read_session() as session:
-            job = jobs_repo.get_job(session, self.job_id)
-            if job is None:
-                return None, np.empty((0, len(COLUMNS))), []
-            view = job_view(job)
-            checks = list(
-                session.scalars(
-                    select(GradientCheck.result)
-                    .where(GradientCheck.job_id == self.job_id)
-                    .order_by(GradientCheck.iteration, GradientCheck.reference)
-                    .offset(self.cursor.checks)
-                )
+    def _poll(self, session: Session) -> tuple[dict[str, Any] | None, Points | None, list[Any]]:
+        """The job, the points after the cursor (up to a cap, encoded), and the checks after
+        it. Points are encoded once for every stream of the job asking for the same range."""
+        job = jobs_repo.get_job(session, self.job_id)
+        if job is None:
+            return None, None, []
+        view = job_view(job)
+        checks = list(
+            session.scalars(
+                select(GradientCheck.result)
+                .where(GradientCheck.job_id == self.job_id)
+                .order_by(GradientCheck.iteration, GradientCheck.reference)
+                .offset(self.cursor.checks)
             )
-            start = self.cursor.points
-            block = np.empty((0, len(COLUMNS)))
-            if view["iterations_done"] > start:
-                end = min(view["iterations_done"], start + MAX_POINTS_PER_EVENT) - 1
+        )
+        start, points = self.cursor.points, None
+        if view["iterations_done"] > start:
+            end = min(view["iterations_done"], start + MAX_POINTS_PER_EVENT) - 1
+            key = (self.job_id, start, end)
+            points = self.streams.recent.get(key)
+            if points is None:
                 conn = session.connection()
                 block = metrics_service.read_all(
                     conn, self.job_id, metrics_repo.span(conn, self.job_id, start, end)
                 )
-        return view, block, checks
+                points = _points(block) if len(block) else None
+                self.streams.recent.put(key, points)
+        return view, points, checks
 
-    async def __aiter__(self) -> AsyncIterator[dict[str, str]]:
+    async def __aiter__(self) -> AsyncIterator[dict[str, str] | bytes]:
         last_status: tuple[Any, ...] | None = None
         while True:
-            view, block, checks = await anyio.to_thread.run_sync(self._poll)
+            view, points, checks = await self.streams.read(self._poll)
             if view is None:
                 yield _event("end", self.cursor, {"id": self.job_id, "status": "deleted"})
                 return
@@ -100,16 +119,13 @@ class JobEvents:
             if status != last_status:
                 last_status = status
                 yield _event("status", self.cursor, view)
-            if len(block):
-                self.cursor.points = int(block[-1, 0]) + 1
-                yield _event(
-                    "metrics",
-                    self.cursor,
-                    {
-                        "first": int(block[0, 0]),
-                        "last": int(block[-1, 0]),
-                        "columns": _block_columns(block),
-                    },
+            if points is not None:
+                self.cursor.points = points.last + 1
+                # Framed here, not by sse-starlette, whose encoder splits the megabyte of
+                # data into lines on the event loop, for every stream again.
+                yield b"event: metrics\r\nid: %s\r\ndata: %s\r\n\r\n" % (
+                    str(self.cursor).encode(),
+                    points.data,
                 )
             pending = len(checks)
             for check in checks:
@@ -122,5 +138,5 @@ class JobEvents:
             if view["status"] in TERMINAL and caught_up:
                 yield _event("end", self.cursor, view)
                 return
-            if caught_up or not len(block):  # more to send right away only after a full event
+            if caught_up or points is None:  # more to send right away only after a full event
                 await anyio.sleep(self.interval)

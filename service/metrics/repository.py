@@ -70,7 +70,9 @@ def iter_chunks(
     conn: Connection, job_id: str, first: int, last: int, columns: Sequence[str], batch: int = 64
 ) -> Iterator[tuple[int, int, tuple[bytes | None, ...]]]:
     """``(first_iteration, count, blobs)`` for chunks starting in ``[first, last]``, streamed."""
-    if conn.dialect.name != "postgresql":
+    # The Core path also serves PostgreSQL's async driver (the event streams read through it,
+    # at most a few chunks at a time), which has no named cursors to borrow.
+    if conn.dialect.name != "postgresql" or conn.dialect.is_async:
         cols = [T.c[name] for name in columns]
         query = (
             select(T.c.first_iteration, T.c.count, *cols)

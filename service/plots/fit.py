@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from engine import Dataset, Model
 from service.errors import NotApplicable
 from service.jobs import repository as jobs_repo
-from service.plots.render import FittedLine, Regions
+from service.plots.render import FittedLine, Format, Regions, line_chart, regions_chart
 from store.build import build
 from store.codec import unpack_state
 from store.spec import JobSpec
@@ -116,3 +116,12 @@ def _fit_label(model: Model, params: dict[str, Any]) -> str:
         sign = "−" if b < 0 else "+"
         return f"fit: ŷ = {w:.4g}·x {sign} {abs(b):.4g}"
     return f"fit: {model.name}"
+
+
+def chart(source: Source, title: str, fmt: Format) -> bytes:
+    """The fit plot's image: the picture's computation and its drawing, in one call (a
+    renderer process's)."""
+    picture_ = picture(source)
+    if isinstance(picture_, Regions):
+        return regions_chart(picture_, title, fmt)
+    return line_chart(picture_, title, fmt)

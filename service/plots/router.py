@@ -1,20 +1,27 @@
 """Plot routes: PNG or SVG images of a job's loss, fit and gradient checks, and of several
 jobs' losses side by side, for a report or a notebook.
 
-Endpoints are plain ``def``: FastAPI runs them in its threadpool, off the event loop. Each
-reads what it draws, ends its transaction, then renders (see ``render``).
+Every endpoint has one shape: take a renderer slot (503 when none is free, see
+``renderers``), read what it draws in the threadpool and end the transaction, then have a
+renderer process draw it while the request waits on the event loop. An endpoint's docstring
+is its description.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from service.deps import ReadSessionDep
 from service.errors import ErrorBody
 from service.plots import fit, render, service
+from service.plots.renderers import Renderers
+from store.db import Database
+from store.tables import Job
 
 router = APIRouter(tags=["plots"])
 
@@ -38,15 +45,31 @@ def _responses(*extra: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
             "description": "The image, as PNG or SVG by the path's suffix.",
         }
     }
-    for status, description in extra:
+    for status, description in (*extra, BUSY):
         out[status] = {"model": ErrorBody, "description": description}
     return out
 
 
 NO_JOB = (404, "No job with this id.")
+BUSY = (503, "Every renderer is busy and the plot queue is full; see `Retry-After`.")
+
+# What an endpoint reads, in a read session: the function that draws and its arguments.
+Drawing = tuple[Callable[..., bytes], tuple[Any, ...]]
 
 
-def _image(content: bytes, fmt: Fmt, name: str) -> Response:
+def _read(db: Database, read: Callable[[Session], Drawing]) -> Drawing:
+    with db.read_session() as session:
+        return read(session)
+
+
+async def _plot(
+    request: Request, read: Callable[[Session], Drawing], fmt: Fmt, name: str
+) -> Response:
+    """Read, then draw in a renderer, then answer with the image as ``name.fmt``."""
+    renderers: Renderers = request.app.state.renderers
+    async with renderers.slot():
+        draw, args = await run_in_threadpool(_read, request.app.state.db, read)
+        content = await renderers.render(draw, *args)
     return Response(
         content=content,
         media_type=render.MEDIA_TYPES[fmt],
@@ -54,67 +77,73 @@ def _image(content: bytes, fmt: Fmt, name: str) -> Response:
     )
 
 
+async def _job_plot(
+    request: Request, job_id: str, what: str, fmt: Fmt, read: Callable[[Session, Job], Drawing]
+) -> Response:
+    """A plot of one job, ``{job_id}-{what}.{fmt}``: ``read`` gets the job, or 404."""
+
+    def read_job(session: Session) -> Drawing:
+        return read(session, service.get_job(session, job_id))
+
+    return await _plot(request, read_job, fmt, f"{job_id}-{what}")
+
+
 @router.get(
     "/v1/jobs/{job_id}/plots/loss.{fmt}",
     responses=_responses(NO_JOB),
     summary="Loss curve (and training accuracy) as PNG or SVG",
-    description="The loss against iteration; for classifiers the training accuracy on a "
-    "second axis. Long runs are drawn from at most `max_points` points that keep each "
-    "bucket's lowest and highest loss, so spikes and the minimum are never hidden. A job "
-    "without points yet gets an empty chart that says so.",
 )
-def loss_plot(
-    session: ReadSessionDep,
-    job_id: str,
-    fmt: Fmt,
-    log: Log = False,
-    max_points: MaxPoints = 2000,
+async def loss_plot(
+    request: Request, job_id: str, fmt: Fmt, log: Log = False, max_points: MaxPoints = 2000
 ) -> Response:
-    job = service.get_job(session, job_id)
-    curve, title = service.curve(session, job, max_points), service.title(job)
-    session.rollback()
-    return _image(render.loss_chart(curve, title, log, fmt), fmt, f"{job_id}-loss")
+    """The loss against iteration; for classifiers the training accuracy on a second axis.
+    Long runs are drawn from at most `max_points` points that keep each bucket's lowest and
+    highest loss, so spikes and the minimum are never hidden. A job without points yet gets
+    an empty chart that says so."""
+
+    def read(session: Session, job: Job) -> Drawing:
+        curve = service.curve(session, job, max_points)
+        return render.loss_chart, (curve, service.title(job), log, fmt)
+
+    return await _job_plot(request, job_id, "loss", fmt, read)
 
 
 @router.get(
     "/v1/jobs/{job_id}/plots/fit.{fmt}",
     responses=_responses(NO_JOB, (409, "No fit plot for this data and model, or no parameters.")),
     summary="Decision regions or fitted curve as PNG or SVG",
-    description="For a classifier on 2-D data (logistic, softmax, or an mlp with log_loss or "
-    "cross_entropy): the predicted class over a grid covering the data, with the training "
-    "points coloured by label. For a regression on 1-D data: the points and the fitted line "
-    "or curve. Drawn with the job's latest checkpointed parameters, so a running job shows "
-    "its progress. 409 for other shapes of data and for a job with no parameters yet.",
 )
-def fit_plot(session: ReadSessionDep, job_id: str, fmt: Fmt) -> Response:
-    job = service.get_job(session, job_id)
-    source = fit.load(session, job)
-    title = service.title(job, f"after {source.iteration} iterations")
-    session.rollback()
-    picture = fit.picture(source)
-    if isinstance(picture, render.Regions):
-        content = render.regions_chart(picture, title, fmt)
-    else:
-        content = render.line_chart(picture, title, fmt)
-    return _image(content, fmt, f"{job_id}-fit")
+async def fit_plot(request: Request, job_id: str, fmt: Fmt) -> Response:
+    """For a classifier on 2-D data (logistic, softmax, or an mlp with log_loss or
+    cross_entropy): the predicted class over a grid covering the data, with the training
+    points coloured by label. For a regression on 1-D data: the points and the fitted line
+    or curve. Drawn with the job's latest checkpointed parameters, so a running job shows
+    its progress. 409 for other shapes of data and for a job with no parameters yet."""
+
+    def read(session: Session, job: Job) -> Drawing:
+        source = fit.load(session, job)
+        return fit.chart, (source, service.title(job, f"after {source.iteration} iterations"), fmt)
+
+    return await _job_plot(request, job_id, "fit", fmt, read)
 
 
 @router.get(
     "/v1/jobs/{job_id}/plots/gradient-checks.{fmt}",
     responses=_responses(NO_JOB, (409, "The job has no gradient checks yet.")),
     summary="Gradient-check errors over iterations as PNG or SVG",
-    description="Per parameter tensor (and per reference, when both numeric and torch ran), "
-    "the largest relative error between the analytic gradient and the reference at each "
-    "checked iteration, on a log axis, with the pass threshold `rtol` drawn as a line. "
-    "409 when no check has been recorded.",
 )
-def gradient_checks_plot(session: ReadSessionDep, job_id: str, fmt: Fmt) -> Response:
-    job = service.get_job(session, job_id)
-    checks = service.checks(session, job)
-    title = service.title(job, f"gradient checks: {checks.verdict}")
-    session.rollback()
-    content = render.checks_chart(checks.series, checks.rtol, title, fmt)
-    return _image(content, fmt, f"{job_id}-gradient-checks")
+async def gradient_checks_plot(request: Request, job_id: str, fmt: Fmt) -> Response:
+    """Per parameter tensor (and per reference, when both numeric and torch ran), the
+    largest relative error between the analytic gradient and the reference at each checked
+    iteration, on a log axis, with the pass threshold `rtol` drawn as a line. 409 when no
+    check has been recorded."""
+
+    def read(session: Session, job: Job) -> Drawing:
+        checks = service.checks(session, job)
+        title = service.title(job, f"gradient checks: {checks.verdict}")
+        return render.checks_chart, (checks.series, checks.rtol, title, fmt)
+
+    return await _job_plot(request, job_id, "gradient-checks", fmt, read)
 
 
 @router.get(
@@ -128,15 +157,17 @@ def gradient_checks_plot(session: ReadSessionDep, job_id: str, fmt: Fmt) -> Resp
     "(a sweep's id, for all its jobs). Each curve is labelled with its job's name, or its "
     "model and key hyperparameters (learning rate, L2).",
 )
-def compare_plot(
-    session: ReadSessionDep,
+async def compare_plot(
+    request: Request,
     fmt: Fmt,
     ids: Annotated[str | None, Query(description="Job ids, comma-separated.")] = None,
     sweep: Annotated[str | None, Query(description="A sweep's id: compare its jobs.")] = None,
     log: Log = False,
     max_points: MaxPoints = 2000,
 ) -> Response:
-    jobs, title = service.compared_jobs(session, ids, sweep)
-    curves = service.compare_curves(session, jobs, max_points)
-    session.rollback()
-    return _image(render.compare_chart(curves, title, log, fmt), fmt, "compare")
+    def read(session: Session) -> Drawing:
+        jobs, title = service.compared_jobs(session, ids, sweep)
+        curves = service.compare_curves(session, jobs, max_points)
+        return render.compare_chart, (curves, title, log, fmt)
+
+    return await _plot(request, read, fmt, "compare")
