@@ -5,8 +5,6 @@ Every field here is documented in the README's settings table; keep the two in s
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -52,9 +50,3 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long SQLite waits for a lock before giving up."
     )
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read from the environment on first use."""
-    return Settings()
