@@ -163,12 +163,13 @@ _SWEEP_JOB_COLUMNS = (
 )
 
 
-def get(session: Session, sweep_id: str) -> tuple[Sweep, Sequence[Any]]:
-    """The sweep and its jobs, oldest first: only the columns the view needs, and no more
-    rows than the grid made (its jobs are only ever created with it)."""
+def get(session: Session, sweep_id: str) -> tuple[Sweep, list[Any]]:
+    """The sweep and its jobs, oldest first, as rows of :data:`_SWEEP_JOB_COLUMNS` (which
+    the plots read too): only the columns the view needs, and no more rows than the grid
+    made (its jobs are only ever created with it)."""
     sweep = session.get(Sweep, sweep_id)
     if sweep is None:
         raise NotFound(f"There is no sweep {sweep_id!r}.")
     size = math.prod(len(values) for values in sweep.grid.values())
     query = select(*_SWEEP_JOB_COLUMNS).where(Job.sweep_id == sweep_id).order_by(Job.id).limit(size)
-    return sweep, session.execute(query).all()
+    return sweep, list(session.execute(query).all())
