@@ -70,6 +70,12 @@ def info(section: str, figure: str, samples: Sequence[float], unit: str, note: s
     return Row(section, figure, "", med, unit, lo, hi, None, None, note, list(samples))
 
 
+def ratio(section: str, figure: str, samples: Sequence[float], note: str = "") -> Row:
+    """A ratio of two figures measured side by side (the median of the paired ratios)."""
+    med, lo, hi = summarise(samples)
+    return Row(section, figure, "", med, "×", lo, hi, med, None, note, list(samples))
+
+
 def _num(value: float) -> str:
     if value == 0:
         return "0"

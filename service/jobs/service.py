@@ -141,8 +141,6 @@ def view(db: Database, job_id: str) -> dict[str, Any]:
 
 async def view_async(db: Database, job_id: str) -> dict[str, Any]:
     """:func:`view`, without blocking the event loop on a PostgreSQL round trip."""
-    if db.is_sqlite:
-        return view(db, job_id)
     row = await repository.job_row_async(db, job_id)
     if row is None:
         raise NotFound(f"There is no job {job_id!r}.")
