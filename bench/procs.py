@@ -34,10 +34,12 @@ def gradlab_env(url: str, **settings: Any) -> dict[str, str]:
     return env
 
 
-def start(args: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], env: dict[str, str], log: Path | None = None, module: str = "gradlab"
+) -> subprocess.Popen[bytes]:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
     return subprocess.Popen(
-        [sys.executable, "-m", "gradlab", *args],
+        [sys.executable, "-m", module, *args],
         env=env,
         cwd=ROOT,
         stdout=out,
@@ -67,7 +69,8 @@ def wait_for(
 
 
 class Server:
-    """`gradlab serve` on a free port, ready when /readyz says so."""
+    """`gradlab serve` on a free port, ready when /readyz says so; or, given ``command``
+    (a module and its arguments), that module taking ``--port`` and ``--workers`` as well."""
 
     def __init__(
         self,
@@ -75,6 +78,7 @@ class Server:
         workers: int = 1,
         log: Path | None = None,
         port: int | None = None,
+        command: tuple[str, ...] = ("gradlab", "serve"),
         **settings: Any,
     ) -> None:
         self.port = port or free_port()
@@ -82,11 +86,13 @@ class Server:
         self.env = gradlab_env(url, **settings)
         self.workers = workers
         self.log = log
+        self.command = command
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
-        args = ["serve", "--port", str(self.port), "--workers", str(self.workers)]
-        self.proc = start(args, self.env, self.log)
+        module, *args = self.command
+        args += ["--port", str(self.port), "--workers", str(self.workers)]
+        self.proc = start(args, self.env, self.log, module)
 
         def ready() -> bool:
             assert self.proc is not None and self.proc.poll() is None, "gradlab serve exited"

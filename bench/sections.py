@@ -18,12 +18,12 @@ import numpy as np
 
 import engine as ml
 from bench import engine as engine_bench
+from bench import readpaths
 from bench.context import Context, parse_time
 from bench.procs import cpu_seconds, kill_group, rss_mb, start_worker, wait_for
 from bench.report import Row, at_least, at_most, info, ratio
 from bench.seeds import two_layer_seed
 from service.jobs.examples import SEEDS
-from store.db import READ_PATH_ENV
 
 TWO_LAYER = {**SEEDS["spiral_two_layer"]["value"], "iterations": 5000}
 TINY = {
@@ -242,17 +242,10 @@ def _wrk(url: str, connections: int, seconds: int, pid: int | None = None) -> di
     }
 
 
-def read_paths(ctx: Context) -> tuple[str, ...]:
-    """The read paths of ``GET /v1/jobs/{id}`` to compare on this database (see
-    ``store.db.ReadPath``); the first is the one the API uses."""
-    if ctx.engine_name == "PostgreSQL":
-        return ("raw", "raw-pool", "core", "thread", "async")
-    return ("raw", "core", "thread", "async")  # raw-pool differs from raw only on PostgreSQL
-
-
 def get_job(ctx: Context, repeats: int = 3, seconds: int = 5) -> list[Row]:
-    """Each read path in a server of its own, all started at once and measured in turns,
-    the order rotating each round, so that the machine's other load falls on each alike."""
+    """Each reader of ``bench.readpaths`` in a server of its own (the API's own in
+    ``gradlab serve``), all started at once and measured in turns, the order rotating each
+    round, so that the machine's other load falls on each alike."""
     if shutil.which("wrk") is None:
         return [
             Row(
@@ -265,15 +258,14 @@ def get_job(ctx: Context, repeats: int = 3, seconds: int = 5) -> list[Row]:
             )
         ]
     ctx.insert_jobs(TINY, 1, name="bench-get")
-    paths = read_paths(ctx)
+    paths = readpaths.names(ctx.engine_name)
     runs: dict[str, list[dict[str, float]]] = {path: [] for path in paths}
     single: dict[str, dict[str, float]] = {}
     with contextlib.ExitStack() as stack:
         urls, pids = {}, {}
         for path in paths:
-            server = ctx.server(workers=0, name=f"get-{path}")
-            server.env[READ_PATH_ENV] = path
-            stack.enter_context(server)
+            command = ("gradlab", "serve") if path == "fast" else ("bench.serve", "--reader", path)
+            server = stack.enter_context(ctx.server(name=f"get-{path}", command=command))
             assert server.proc is not None
             with server.client() as http:
                 job_id = http.get("/v1/jobs?name=bench-get&limit=1").json()["jobs"][0]["id"]
@@ -286,25 +278,29 @@ def get_job(ctx: Context, repeats: int = 3, seconds: int = 5) -> list[Row]:
         for path in paths:
             single[path] = _wrk(urls[path], 1, seconds)
     rows = []
-    base = paths[0]
+    base = paths[0]  # the API's own; the others' targets are shown, not binding
     for path in paths:
-        tag = "" if len(paths) == 1 else f" [{path}]"
-        note = f"wrk -t1 -c4 against one uvicorn process; {READ_PATH_ENV}={path}"
+        tag = "" if path == base else f" [{path}]"
+        note = "wrk -t1 -c4 on loopback against one uvicorn process" if path == base else ""
         p50s, rates = [r["p50"] for r in runs[path]], [r["rate"] for r in runs[path]]
         cpu = [r["cpu"] for r in runs[path]]
-        rows += [
+        one = f"{single[path]['rate']:.0f} req/s"
+        group = [
             at_most("api", f"GET /v1/jobs/{{id}} p50 (4 connections){tag}", p50s, 2.0, "ms", note),
             at_least("api", f"GET /v1/jobs/{{id}} throughput{tag}", rates, 3000, "req/s"),
-            info("api", f"API CPU per request{tag}", cpu, "µs", "the server's user+system time"),
+            info("api", f"API CPU per request{tag}", cpu, "µs", note and "the server's user+sys"),
             at_most(
                 "api",
                 f"GET /v1/jobs/{{id}} p50, one keep-alive connection{tag}",
                 [single[path]["p50"]],
                 2.0,
                 "ms",
-                f"{single[path]['rate']:.0f} req/s",
+                f"{one}; no 40 ms Nagle/delayed-ACK stalls" if path == base else one,
             ),
         ]
+        for row in group:
+            row.binding = path == base
+        rows += group
     for path in paths[1:]:
         pairs = list(zip(runs[path], runs[base], strict=True))
         rows += [

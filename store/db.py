@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.settings import Settings
@@ -40,7 +39,7 @@ T = TypeVar("T")
 
 _IMMEDIATE = "gradlab_immediate"
 # JSON columns (specs, tags, check results) through orjson: several times faster than json.
-_JSON_CODEC: dict[str, Any] = {
+JSON_CODEC: dict[str, Any] = {
     "json_serializer": lambda value: orjson.dumps(value).decode(),
     "json_deserializer": orjson.loads,
 }
@@ -60,9 +59,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _sqlite_setup(engine: Engine, busy_ms: int, autocommit: bool = False) -> None:
-    """gradlab's PRAGMAs on each new SQLite connection, and BEGIN emitted by us (unless in
-    ``autocommit``: each statement its own transaction)."""
+def configure_sqlite(engine: Engine, busy_ms: int, autocommit: bool = False) -> None:
+    """gradlab's PRAGMAs on each new connection of a SQLite engine, and BEGIN emitted by us
+    (unless in ``autocommit``: each statement its own transaction)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -111,7 +110,7 @@ def create_db_engine(
             max_overflow=16 if max_overflow is None else max_overflow,
             pool_pre_ping=pre_ping,
             **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
-            **_JSON_CODEC,
+            **JSON_CODEC,
         )
 
     busy_ms = settings.sqlite_busy_timeout_ms
@@ -120,32 +119,9 @@ def create_db_engine(
         connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
         pool_size=pool_size,
         max_overflow=24 if max_overflow is None else max_overflow,
-        **_JSON_CODEC,
+        **JSON_CODEC,
     )
-    _sqlite_setup(engine, busy_ms, autocommit)
-    return engine
-
-
-def create_async_db_engine(url: str, settings: Settings | None = None) -> Any:
-    """``create_async_engine`` on aiosqlite or psycopg's async driver, set up as above, in
-    autocommit: for single SELECTs."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    settings = settings or Settings()
-    parsed = make_url(normalise_url(url))
-    if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(
-            parsed, pool_size=8, max_overflow=16, isolation_level="AUTOCOMMIT", **_JSON_CODEC
-        )
-    busy_ms = settings.sqlite_busy_timeout_ms
-    engine = create_async_engine(
-        parsed.set(drivername="sqlite+aiosqlite"),
-        connect_args={"timeout": busy_ms / 1000},
-        pool_size=8,
-        max_overflow=24,
-        **_JSON_CODEC,
-    )
-    _sqlite_setup(engine.sync_engine, busy_ms, autocommit=True)
+    configure_sqlite(engine, busy_ms, autocommit)
     return engine
 
 
@@ -172,12 +148,10 @@ def retry_locked(fn: Callable[[], T], attempts: int = 5, delay: float = 0.05) ->
     raise AssertionError("unreachable")
 
 
-READ_PATH_ENV = "GRADLAB_BENCH_READ_PATH"  # the benchmarks' switch; read in one place
-
-
-def _processors(engine: Engine, statement: Any, description: Any) -> list[Any]:
-    """Each selected column's result processor for the DBAPI type in ``description``, through
-    public API: the type's implementation for the dialect, and its ``result_processor``."""
+def _result_processors(engine: Engine, statement: Any, description: Any) -> list[Any]:
+    """Each selected column's result processor for the DBAPI type in ``description``, by
+    public API: the type's implementation for the dialect, and its ``result_processor``
+    (which ``TypeEngine._cached_result_processor``, private, only caches)."""
     dialect = engine.dialect
     return [
         c.type.dialect_impl(dialect).result_processor(dialect, d[1])
@@ -185,17 +159,14 @@ def _processors(engine: Engine, statement: Any, description: Any) -> list[Any]:
     ]
 
 
-def _pg_conninfo(engine: Engine) -> str:
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-class RawQuery:
+class FastQuery:
     """A SELECT for the hottest reads: compiled once per dialect by SQLAlchemy, run on a DBAPI
     cursor, its values converted by the column types' own result processors.
 
-    It is meant for single-row reads on the event loop: each thread keeps one connection of
-    its own, outside the pool, in autocommit — so a read on the loop never waits for a pooled
-    connection (which threads streaming a response may hold until the loop sends it).
+    Synchronously (SQLite's read on the event loop, see :class:`FastReader`) each thread
+    keeps one connection of its own, outside the pool, in autocommit — so a read on the loop
+    never waits for a pooled connection (which threads streaming a response may hold until
+    the loop sends it). On PostgreSQL :class:`FastReader` runs it on its async pool.
     """
 
     def __init__(self, engine: Engine, statement: Any) -> None:
@@ -239,8 +210,9 @@ class RawQuery:
         return self.convert(raw, description)
 
     def convert(self, raw: Any, description: Any) -> dict[str, Any] | None:
+        """A fetched tuple as ``{column: value}``, each value through its type's processor."""
         if self.processors is None:
-            self.processors = _processors(self.engine, self.statement, description)
+            self.processors = _result_processors(self.engine, self.statement, description)
         if raw is None:
             return None
         return {
@@ -248,108 +220,74 @@ class RawQuery:
             for name, proc, value in zip(self.names, self.processors, raw, strict=True)
         }
 
-
-class _HandPool:
-    """PostgreSQL: up to ``size`` psycopg ``AsyncConnection`` s opened on demand, in
-    autocommit, each with a binary cursor, handed out through an ``asyncio.Queue``."""
-
-    def __init__(self, engine: Engine, size: int = 8) -> None:
-        self.conninfo, self.size = _pg_conninfo(engine), size
-        self.idle: asyncio.Queue[Any] | None = None
-        self.opened = 0
-
-    async def _cursor(self) -> Any:
-        import psycopg
-        from psycopg.types.json import set_json_loads
-
-        conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
-        set_json_loads(orjson.loads, conn)
-        return conn.cursor(binary=True)
-
-    async def fetchone(self, query: RawQuery, params: dict[str, Any]) -> dict[str, Any] | None:
-        import psycopg
-
-        if self.idle is None:
-            self.idle = asyncio.Queue()
-        if self.idle.empty() and self.opened < self.size:
-            self.opened += 1
-            cursor = await self._cursor()
-        else:
-            cursor = await self.idle.get()
-        try:
-            for attempt in (1, 2):
-                try:
-                    await cursor.execute(query.sql, params)
-                    raw = await cursor.fetchone()
-                    # psycopg builds the description anew on each access: once is enough.
-                    description = cursor.description if query.processors is None else None
-                    break
-                except psycopg.OperationalError:  # a server restart: reconnect once
-                    with contextlib.suppress(Exception):
-                        await cursor.connection.close()
-                    cursor = await self._cursor()
-                    if attempt == 2:
-                        raise
-        finally:
-            self.idle.put_nowait(cursor)
-        return query.convert(raw, description)
-
-    async def close(self) -> None:
-        while self.idle is not None and not self.idle.empty():
-            cursor = self.idle.get_nowait()
+    def close(self) -> None:
+        """Close the calling thread's connection (the loop's, for SQLite's reads)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
             with contextlib.suppress(Exception):
-                await cursor.connection.close()
-        self.idle, self.opened = None, 0
+                conn.close()
 
 
-class _LibPool:
-    """PostgreSQL: ``psycopg_pool.AsyncConnectionPool`` of autocommit connections, each
-    with a binary cursor kept for it (a new cursor costs more than the pool's own work)."""
+class AsyncPool:
+    """PostgreSQL: :class:`FastQuery` s on a ``psycopg_pool.AsyncConnectionPool`` of up to
+    ``size`` autocommit connections, opened on first use on the running event loop, results
+    in binary, JSON through orjson."""
 
     def __init__(self, engine: Engine, size: int = 8) -> None:
-        self.conninfo, self.size = _pg_conninfo(engine), size
+        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self.size = size
         self.pool: Any = None
-        self.cursors: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._lock: asyncio.Lock | None = None
+        # One binary cursor per pooled connection: a new cursor per read costs about as
+        # much CPU as the pool's own getconn/putconn.
+        self._cursors: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
-    async def _pool(self) -> Any:
-        if self.pool is None:
-            from psycopg.types.json import set_json_loads
-            from psycopg_pool import AsyncConnectionPool
+    async def _open(self) -> Any:
+        from psycopg.types.json import set_json_loads
+        from psycopg_pool import AsyncConnectionPool
 
-            async def configure(conn: Any) -> None:
-                set_json_loads(orjson.loads, conn)
+        async def configure(conn: Any) -> None:
+            set_json_loads(orjson.loads, conn)
 
-            pool = AsyncConnectionPool(
-                self.conninfo,
-                min_size=1,
-                max_size=self.size,
-                kwargs={"autocommit": True},
-                configure=configure,
-                open=False,
-            )
-            await pool.open()
-            self.pool = pool
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self.pool is None:
+                pool = AsyncConnectionPool(
+                    self.conninfo,
+                    min_size=1,
+                    max_size=self.size,
+                    kwargs={"autocommit": True},
+                    configure=configure,
+                    open=False,
+                    name="gradlab-reads",
+                )
+                await pool.open()
+                self.pool = pool
         return self.pool
 
-    async def fetchone(self, query: RawQuery, params: dict[str, Any]) -> dict[str, Any] | None:
+    async def first(self, query: FastQuery, params: dict[str, Any]) -> dict[str, Any] | None:
         import psycopg
 
-        pool = await self._pool()
+        pool = self.pool or await self._open()
         for attempt in (1, 2):
-            # getconn/putconn rather than the connection() context manager, which costs
-            # as much again as the pool's own work (asynccontextmanager and conn.__aexit__).
+            # getconn/putconn: the connection() context manager costs as much CPU again.
             conn = await pool.getconn()
             try:
-                cursor = self.cursors.get(conn)
+                cursor = self._cursors.get(conn)
                 if cursor is None:
-                    cursor = self.cursors[conn] = conn.cursor(binary=True)
+                    cursor = self._cursors[conn] = conn.cursor(binary=True)
                 await cursor.execute(query.sql, params)
                 raw = await cursor.fetchone()
+                # psycopg builds the description anew on each access: once is enough.
                 description = cursor.description if query.processors is None else None
                 break
             except psycopg.OperationalError:
-                # A server restart breaks every idle connection: have the pool test them
-                # and replace the broken ones (the one in hand is dropped on return).
+                # A server restart breaks every idle connection at once: the pool drops
+                # this one when it comes back, and check() tests and replaces the others.
                 if attempt == 2:
                     raise
                 await pool.putconn(conn)
@@ -362,126 +300,69 @@ class _LibPool:
 
     async def close(self) -> None:
         if self.pool is not None:
-            await self.pool.close()
-            self.pool = None
+            pool, self.pool, self._lock = self.pool, None, None
+            await pool.close()
 
 
-class ReadPath:
-    """How :meth:`Database.first` runs a single-row SELECT. Variants, for the benchmarks:
+class Reader(Protocol):
+    """What :meth:`Database.first` reads with."""
 
-    ``raw``      hand-written: compiled SQL on a per-thread DBAPI connection; on PostgreSQL
-                 the async read on a hand-rolled pool of psycopg ``AsyncConnection`` s
-    ``raw-pool`` the same, with ``psycopg_pool.AsyncConnectionPool`` for the async read
-    ``core``     SQLAlchemy Core, ``conn.execute(stmt, params).mappings().first()``, on an
-                 engine of the event loop's own (so it never waits for the shared pool),
-                 inline even on PostgreSQL
-    ``thread``   Core in a worker thread (``anyio.to_thread``), on an engine of its own
-    ``async``    ``create_async_engine``: aiosqlite / psycopg's async driver
+    async def first(self, statement: Any, params: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    async def aclose(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FastReader:
+    """How :meth:`Database.first` reads one row: a :class:`FastQuery` per statement, inline
+    on SQLite (a read with no round trip, which never waits on a lock in WAL mode), on
+    :class:`AsyncPool` on PostgreSQL, so that the loop serves others during the round trip.
+
+    Hand-written (one compiled statement, one cursor, the types' own result processors)
+    because the library loses GET /v1/jobs/{id}'s targets, >= 3,000 req/s and p50 <= 2 ms on
+    a 2-core machine. ``gradlab bench --only api`` measures the alternatives of
+    ``bench/readpaths.py`` side by side; on 2026-12-02, a busy machine, as ratios to this
+    reader of throughput and of the API's CPU time per request (min-max over 4 runs):
+
+    * PostgreSQL: Core inline 0.55-1.0x, 1.27-1.6x; Core in a thread 0.45-0.82x,
+      1.68-2.28x; ``create_async_engine`` (psycopg) 0.52-0.57x, 1.83-2.05x. From the
+      3,261 req/s this reader's path made on a quiet machine (bench/README.md), none keeps
+      3,000.
+    * SQLite: Core on an autocommit engine of the loop's own 0.70-0.78x, 1.41-1.58x (about
+      3,300 req/s left of a quiet machine's 4,900: a margin the machine's other load takes;
+      busy, this made 2,760-2,930 where Core made 1,770-2,330); Core in a thread
+      0.46-0.55x; ``create_async_engine`` (aiosqlite) 0.24-0.42x. Core here would only add
+      a second way, not remove this one.
+    * The pool: ``psycopg_pool`` against the hand-rolled pool of ``AsyncConnection`` s this
+      kept until then (``[hand-pool]``), 0.98-1.11x and 0.98-1.11x: a tie, so the library
+      took its place.
     """
 
-    NAMES = ("raw", "raw-pool", "core", "thread", "async")
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queries: dict[Any, FastQuery] = {}
+        self._pool = AsyncPool(engine) if engine.dialect.name == "postgresql" else None
 
-    def __init__(self, name: str, url: str, engine: Engine, settings: Settings) -> None:
-        if name not in self.NAMES:
-            raise ValueError(f"{READ_PATH_ENV}={name!r}: one of {', '.join(self.NAMES)}")
-        self.name, self.url, self.engine, self.settings = name, url, engine, settings
-        self.pg = engine.dialect.name == "postgresql"
-        self._raw: dict[Any, RawQuery] = {}
-        self._async_pool: _HandPool | _LibPool | None = None
-        if self.pg and name == "raw":
-            self._async_pool = _HandPool(engine)
-        elif self.pg and name == "raw-pool":
-            self._async_pool = _LibPool(engine)
-        self._loop_engine: Engine | None = None
-        self._threads_engine: Engine | None = None
-        self._async_engine: Any = None
-
-    def _query(self, statement: Any) -> RawQuery:
-        query = self._raw.get(statement)
+    def query(self, statement: Any) -> FastQuery:
+        """``statement`` as a :class:`FastQuery` on this engine, compiled once."""
+        query = self._queries.get(statement)
         if query is None:
-            query = self._raw[statement] = RawQuery(self.engine, statement)
+            query = self._queries[statement] = FastQuery(self.engine, statement)
         return query
 
-    def _core(self, engine: Engine, statement: Any, params: dict[str, Any]) -> Any:
-        for attempt in (1, 2):
-            try:
-                with engine.connect() as conn:
-                    row = conn.execute(statement, params).mappings().first()
-                return None if row is None else dict(row)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def first(self, statement: Any, params: dict[str, Any]) -> dict[str, Any] | None:
-        if self.name in ("raw", "raw-pool"):
-            return self._query(statement).first(params)
-        if self.name == "core":
-            if self._loop_engine is None:
-                # One connection, the loop's alone: only the loop's thread reads here.
-                self._loop_engine = create_db_engine(
-                    self.url,
-                    self.settings,
-                    pool_size=1,
-                    max_overflow=0,
-                    pre_ping=False,
-                    autocommit=True,
-                )
-            return self._core(self._loop_engine, statement, params)
-        return self._core(self._thread_engine(), statement, params)
-
-    def _thread_engine(self) -> Engine:
-        if self._threads_engine is None:
-            # Retries a dropped connection instead of pinging it at every checkout.
-            self._threads_engine = create_db_engine(
-                self.url, self.settings, pre_ping=False, autocommit=True
-            )
-        return self._threads_engine
-
-    async def first_async(self, statement: Any, params: dict[str, Any]) -> dict[str, Any] | None:
-        if self._async_pool is not None:
-            return await self._async_pool.fetchone(self._query(statement), params)
-        if self.name == "thread":
-            import anyio.to_thread
-
-            engine = self._thread_engine()
-            return await anyio.to_thread.run_sync(self._core, engine, statement, params)
-        if self.name == "async":
-            return await self._first_async_engine(statement, params)
-        return self.first(statement, params)  # inline: SQLite's read has no round trip
-
-    async def _first_async_engine(
-        self, statement: Any, params: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        if self._async_engine is None:
-            self._async_engine = create_async_db_engine(self.url, self.settings)
-        for attempt in (1, 2):
-            try:
-                async with self._async_engine.connect() as conn:
-                    row = (await conn.execute(statement, params)).mappings().first()
-                return None if row is None else dict(row)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+    async def first(self, statement: Any, params: dict[str, Any]) -> dict[str, Any] | None:
+        if self._pool is None:
+            return self.query(statement).first(params)
+        return await self._pool.first(self.query(statement), params)
 
     async def aclose(self) -> None:
-        if self._async_pool is not None:
-            await self._async_pool.close()
-        if self._async_engine is not None:
-            await self._async_engine.dispose()
-            self._async_engine = None
+        if self._pool is not None:
+            await self._pool.close()
 
     def close(self) -> None:
-        for query in self._raw.values():
-            conn = getattr(query._local, "conn", None)  # this thread's only
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
-                query._local.conn = None
-        for engine in (self._loop_engine, self._threads_engine):
-            if engine is not None:
-                engine.dispose()
+        for query in self._queries.values():
+            query.close()
 
 
 class Database:
@@ -496,8 +377,8 @@ class Database:
         self.engine = create_db_engine(self.url, settings)
         self.write_engine = writer(self.engine)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        path = os.environ.get(READ_PATH_ENV, "raw")
-        self.read_path = ReadPath(path, self.url, self.engine, settings or Settings())
+        # What first() reads with; the benchmarks put the alternatives they compare here.
+        self.reader: Reader = FastReader(self.engine)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
 
     @property
@@ -515,19 +396,15 @@ class Database:
         with self._write() as session, session.begin():
             yield session
 
-    def first(self, statement: Any, **params: Any) -> dict[str, Any] | None:
+    async def first(self, statement: Any, **params: Any) -> dict[str, Any] | None:
         """The first row of a SELECT as a dict (None when there is none), with no session
-        and no thread hop: the hot single-row reads. See :class:`ReadPath`."""
-        return self.read_path.first(statement, params)
-
-    async def first_async(self, statement: Any, **params: Any) -> dict[str, Any] | None:
-        """:meth:`first` for the event loop: on PostgreSQL the round trip is awaited."""
-        return await self.read_path.first_async(statement, params)
+        and no thread hop: the hot single-row reads (see :class:`FastReader`)."""
+        return await self.reader.first(statement, params)
 
     async def aclose(self) -> None:
-        """Close what the async reads opened on this event loop."""
-        await self.read_path.aclose()
+        """Close what the reads opened on this event loop (its async pool)."""
+        await self.reader.aclose()
 
     def dispose(self) -> None:
-        self.read_path.close()
+        self.reader.close()
         self.engine.dispose()

@@ -1,13 +1,21 @@
-"""GET /v1/jobs/{id}'s read path (``store.db.ReadPath``): every variant the benchmarks
-compare answers the same, and survives the database server dropping its connections."""
+"""GET /v1/jobs/{id}'s read (``store.db.FastReader``) and the alternatives the benchmarks
+measure it against (``bench.readpaths``): each answers the same, and survives the database
+server dropping its connections, as a restart does."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
+from bench import readpaths
 from service.app import create_app
-from store.db import READ_PATH_ENV, ReadPath
+from service.jobs import service as jobs_service
+from service.jobs.repository import job_row
+from store.db import Database
+from store.spec import JobSpec
 from tests.conftest import make_settings
 
 LINE = {
@@ -16,6 +24,14 @@ LINE = {
     "optimizer": {"kind": "gd", "learning_rate": 0.1},
     "iterations": 40,
 }
+
+
+def _client(url: str, reader: str) -> Iterator[TestClient]:
+    settings = make_settings(url)
+    app = create_app(settings)
+    readpaths.install(app.state.db, reader, settings)
+    with TestClient(app) as client:
+        yield client
 
 
 def _drop_connections(url: str) -> int:
@@ -32,10 +48,9 @@ def _drop_connections(url: str) -> int:
         )
 
 
-@pytest.mark.parametrize("path", ReadPath.NAMES)
-def test_every_read_path_shows_a_job_as_the_list_does(db_url, drain, monkeypatch, path):
-    monkeypatch.setenv(READ_PATH_ENV, path)
-    with TestClient(create_app(make_settings(db_url))) as client:
+@pytest.mark.parametrize("reader", readpaths.READERS)
+def test_every_reader_shows_a_job_as_the_list_does(db_url, drain, reader):
+    for client in _client(db_url, reader):
         created = client.post("/v1/jobs", json={**LINE, "tags": {"k": "v"}}).json()
         assert client.get(f"/v1/jobs/{created['id']}").json() == created
         assert drain() == {"succeeded": 1}
@@ -49,12 +64,11 @@ def test_every_read_path_shows_a_job_as_the_list_does(db_url, drain, monkeypatch
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("path", ReadPath.NAMES)
-def test_every_read_path_survives_the_server_dropping_its_connections(pg_url, monkeypatch, path):
-    monkeypatch.setenv(READ_PATH_ENV, path)
-    with TestClient(create_app(make_settings(pg_url))) as client:
+@pytest.mark.parametrize("reader", readpaths.READERS)
+def test_every_reader_survives_the_server_dropping_its_connections(pg_url, reader):
+    for client in _client(pg_url, reader):
         job = client.post("/v1/jobs", json=LINE).json()
-        for _ in range(3):  # several connections opened and prepared
+        for _ in range(3):  # connections opened, the statement prepared
             assert client.get(f"/v1/jobs/{job['id']}").json() == job
         assert _drop_connections(pg_url) > 0
         for _ in range(3):
@@ -63,7 +77,34 @@ def test_every_read_path_survives_the_server_dropping_its_connections(pg_url, mo
             assert r.json() == job
 
 
-def test_an_unknown_read_path_is_refused(sqlite_url, monkeypatch):
-    monkeypatch.setenv(READ_PATH_ENV, "orm")
-    with pytest.raises(ValueError, match=READ_PATH_ENV):
-        create_app(make_settings(sqlite_url))
+@pytest.mark.postgres
+@pytest.mark.parametrize("reader", readpaths.READERS)
+def test_every_reader_survives_losing_all_its_connections_at_once(pg_url, reader):
+    """Eight reads at a time, so that several pooled connections are open when they go."""
+    settings = make_settings(pg_url)
+    db = Database(pg_url, settings)
+    readpaths.install(db, reader, settings)
+    with db.write_session() as session:
+        job = jobs_service.new_job(JobSpec.model_validate(LINE), settings)
+        session.add(job)
+        session.flush()
+        job_id = job.id
+
+    async def reads() -> None:
+        rows = await asyncio.gather(*[job_row(db, job_id) for _ in range(8)])
+        assert [row.id if row else None for row in rows] == [job_id] * 8
+
+    async def main() -> None:
+        try:
+            for _ in range(5):
+                await reads()
+            assert _drop_connections(pg_url) >= 2
+            await reads()
+            await reads()
+        finally:
+            await db.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        db.dispose()
