@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,6 +27,7 @@ LINE = {
 }
 
 
+@contextmanager
 def _client(url: str, reader: str) -> Iterator[TestClient]:
     settings = make_settings(url)
     app = create_app(settings)
@@ -50,7 +52,7 @@ def _drop_connections(url: str) -> int:
 
 @pytest.mark.parametrize("reader", readpaths.READERS)
 def test_every_reader_shows_a_job_as_the_list_does(db_url, drain, reader):
-    for client in _client(db_url, reader):
+    with _client(db_url, reader) as client:
         created = client.post("/v1/jobs", json={**LINE, "tags": {"k": "v"}}).json()
         assert client.get(f"/v1/jobs/{created['id']}").json() == created
         assert drain() == {"succeeded": 1}
@@ -66,7 +68,7 @@ def test_every_reader_shows_a_job_as_the_list_does(db_url, drain, reader):
 @pytest.mark.postgres
 @pytest.mark.parametrize("reader", readpaths.READERS)
 def test_every_reader_survives_the_server_dropping_its_connections(pg_url, reader):
-    for client in _client(pg_url, reader):
+    with _client(pg_url, reader) as client:
         job = client.post("/v1/jobs", json=LINE).json()
         for _ in range(3):  # connections opened, the statement prepared
             assert client.get(f"/v1/jobs/{job['id']}").json() == job
