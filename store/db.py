@@ -321,22 +321,25 @@ class FastReader:
 
     Hand-written (one compiled statement, one cursor, the types' own result processors)
     because the library loses GET /v1/jobs/{id}'s targets, >= 3,000 req/s and p50 <= 2 ms on
-    a 2-core machine. ``gradlab bench --only api`` measures the alternatives of
-    ``bench/readpaths.py`` side by side; on 2026-12-02, a busy machine, as ratios to this
-    reader of throughput and of the API's CPU time per request (min-max over 4 runs):
+    a 2-core machine. ``gradlab bench --only api`` runs the alternatives of
+    ``bench/readpaths.py`` side by side. Nine runs per database on 2026-12-02, on a machine
+    busy with other work (load 2-9: req/s swung 3x between runs, so the API's CPU time per
+    request is the steadier figure), as ratios to this reader, CPU per request then req/s:
 
-    * PostgreSQL: Core inline 0.55-1.0x, 1.27-1.6x; Core in a thread 0.45-0.82x,
-      1.68-2.28x; ``create_async_engine`` (psycopg) 0.52-0.57x, 1.83-2.05x. From the
-      3,261 req/s this reader's path made on a quiet machine (bench/README.md), none keeps
-      3,000.
-    * SQLite: Core on an autocommit engine of the loop's own 0.70-0.78x, 1.41-1.58x (about
-      3,300 req/s left of a quiet machine's 4,900: a margin the machine's other load takes;
-      busy, this made 2,760-2,930 where Core made 1,770-2,330); Core in a thread
-      0.46-0.55x; ``create_async_engine`` (aiosqlite) 0.24-0.42x. Core here would only add
-      a second way, not remove this one.
-    * The pool: ``psycopg_pool`` against the hand-rolled pool of ``AsyncConnection`` s this
-      kept until then (``[hand-pool]``), 0.98-1.11x and 0.98-1.11x: a tie, so the library
-      took its place.
+    * PostgreSQL: Core inline 1.16-1.64x, 0.54-1.01x; Core in a thread 1.21-2.28x;
+      ``create_async_engine`` (psycopg) 1.65-2.20x, 0.47-0.76x. This path made 3,261 req/s
+      on a quiet machine (bench/README.md); 1.16x its CPU leaves about 2,800 at best.
+    * SQLite: Core on an autocommit engine of the loop's own 1.37-1.72x, 0.63-0.77x (of the
+      4,937 req/s this path made on a quiet machine, 2,870-3,600: no margin to count on;
+      in the three least busy runs it made 2,760-2,930 where Core made 1,770-2,330); Core in a
+      thread 1.78-2.38x; ``create_async_engine`` (aiosqlite) 2.74-4.29x. Core here would
+      add a second way of reading, not retire this one, which PostgreSQL needs anyway.
+    * The pool: ``psycopg_pool`` against the hand-rolled pool of ``AsyncConnection`` s kept
+      until then (``[hand-pool]``), 16 paired rounds: req/s 1.00x (0.67-1.50), CPU per
+      request 1.04x (0.89-1.32); 0.97-1.10x CPU over the runs above. A tie in req/s for ~4%
+      more CPU, so the library took its place. Of the 3,261 req/s above that may leave
+      ~3,130: a thin margin, as the hand-rolled pool's 9% already was; ``[hand-pool]``
+      stays in the bench to check it again on a quiet machine.
     """
 
     def __init__(self, engine: Engine) -> None:
