@@ -42,8 +42,15 @@ class Context:
     def engine_name(self) -> str:
         return "PostgreSQL" if self.db.engine.dialect.name == "postgresql" else "SQLite"
 
-    def server(self, workers: int = 0, name: str = "serve", **settings: Any) -> Server:
-        return Server(self.url, workers=workers, log=self.work / f"{name}.log", **settings)
+    def server(
+        self,
+        workers: int = 0,
+        name: str = "serve",
+        command: tuple[str, ...] = ("gradlab", "serve"),
+        **settings: Any,
+    ) -> Server:
+        log = self.work / f"{name}.log"
+        return Server(self.url, workers=workers, log=log, command=command, **settings)
 
     def insert_jobs(self, spec: dict[str, Any], count: int, name: str | None = None) -> str:
         """Queue ``count`` jobs in one transaction, all named ``name``; the name."""

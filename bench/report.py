@@ -25,6 +25,7 @@ class Row:
     ok: bool | None = None
     note: str = ""
     samples: list[float] = field(default_factory=list)
+    binding: bool = True  # False: the target is shown (in parentheses) but not required
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +71,12 @@ def info(section: str, figure: str, samples: Sequence[float], unit: str, note: s
     return Row(section, figure, "", med, unit, lo, hi, None, None, note, list(samples))
 
 
+def ratio(section: str, figure: str, samples: Sequence[float], note: str = "") -> Row:
+    """A ratio of two figures measured side by side (the median of the paired ratios)."""
+    med, lo, hi = summarise(samples)
+    return Row(section, figure, "", med, "×", lo, hi, med, None, note, list(samples))
+
+
 def _num(value: float) -> str:
     if value == 0:
         return "0"
@@ -92,6 +99,8 @@ def print_table(rows: Sequence[Row], title: str, out: IO[str] = sys.stdout) -> N
             body.append((f"[{section}]", "", "", "", "", ""))
         spread = "" if row.lo is None else f"{_num(row.lo)}–{_num(row.hi or row.lo)}"
         verdict = "" if row.ok is None else ("ok" if row.ok else "MISS")
+        if verdict and not row.binding:
+            verdict = f"({verdict.lower()})"
         ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
         body.append(
             (

@@ -50,10 +50,12 @@ def gradlab_env(url: str, **settings: Any) -> dict[str, str]:
     return env
 
 
-def start(args: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], env: dict[str, str], log: Path | None = None, module: str = "gradlab"
+) -> subprocess.Popen[bytes]:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
     return subprocess.Popen(
-        [sys.executable, "-m", "gradlab", *args],
+        [sys.executable, "-m", module, *args],
         env=env,
         cwd=ROOT,
         stdout=out,
@@ -83,7 +85,8 @@ def wait_for(
 
 
 class Server:
-    """`gradlab serve` on a free port, ready when /readyz says so."""
+    """`gradlab serve` on a free port, ready when /readyz says so; or, given ``command``
+    (a module and its arguments), that module taking ``--port`` and ``--workers`` as well."""
 
     def __init__(
         self,
@@ -91,6 +94,7 @@ class Server:
         workers: int = 1,
         log: Path | None = None,
         port: int | None = None,
+        command: tuple[str, ...] = ("gradlab", "serve"),
         **settings: Any,
     ) -> None:
         self.port = port or free_port()
@@ -98,11 +102,13 @@ class Server:
         self.env = gradlab_env(url, **settings)
         self.workers = workers
         self.log = log
+        self.command = command
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
-        args = ["serve", "--port", str(self.port), "--workers", str(self.workers)]
-        self.proc = start(args, self.env, self.log)
+        module, *args = self.command
+        args += ["--port", str(self.port), "--workers", str(self.workers)]
+        self.proc = start(args, self.env, self.log, module)
 
         def ready() -> bool:
             assert self.proc is not None and self.proc.poll() is None, "gradlab serve exited"
@@ -161,3 +167,9 @@ def children(pid: int) -> dict[int, list[str]]:
                 raw = Path(f"/proc/{child}/cmdline").read_bytes()
                 found[int(child)] = raw.decode().split("\0")[:-1]
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, in seconds (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await app.state.streams.aclose()
         app.state.renderers.close()
+        await app.state.db.aclose()
         app.state.db.dispose()
 
     app = FastAPI(

@@ -22,9 +22,10 @@ import asyncio
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -38,7 +39,7 @@ T = TypeVar("T")
 
 _IMMEDIATE = "gradlab_immediate"
 # JSON columns (specs, tags, check results) through orjson: several times faster than json.
-_JSON_CODEC: dict[str, Any] = {
+JSON_CODEC: dict[str, Any] = {
     "json_serializer": lambda value: orjson.dumps(value).decode(),
     "json_deserializer": orjson.loads,
 }
@@ -58,22 +59,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
-    """An engine with gradlab's connection set-up for SQLite or PostgreSQL."""
-    settings = settings or Settings()
-    url = normalise_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True, **_JSON_CODEC)
-
-    busy_ms = settings.sqlite_busy_timeout_ms
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
-        pool_size=8,
-        max_overflow=24,
-        **_JSON_CODEC,
-    )
+def configure_sqlite(engine: Engine, busy_ms: int, autocommit: bool = False) -> None:
+    """gradlab's PRAGMAs on each new connection of a SQLite engine, and BEGIN emitted by us
+    (unless in ``autocommit``: each statement its own transaction)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -92,11 +80,48 @@ def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
+    if autocommit:
+        return
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+
+def create_db_engine(
+    url: str,
+    settings: Settings | None = None,
+    *,
+    pool_size: int = 8,
+    max_overflow: int | None = None,
+    pre_ping: bool = True,
+    autocommit: bool = False,
+) -> Engine:
+    """An engine with gradlab's connection set-up for SQLite or PostgreSQL; in
+    ``autocommit`` for engines of single SELECTs, which need no BEGIN/ROLLBACK around."""
+    settings = settings or Settings()
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=16 if max_overflow is None else max_overflow,
+            pool_pre_ping=pre_ping,
+            **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
+            **JSON_CODEC,
+        )
+
+    busy_ms = settings.sqlite_busy_timeout_ms
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
+        pool_size=pool_size,
+        max_overflow=24 if max_overflow is None else max_overflow,
+        **JSON_CODEC,
+    )
+    configure_sqlite(engine, busy_ms, autocommit)
     return engine
 
 
@@ -123,24 +148,34 @@ def retry_locked(fn: Callable[[], T], attempts: int = 5, delay: float = 0.05) ->
     raise AssertionError("unreachable")
 
 
+def _result_processors(engine: Engine, statement: Any, description: Any) -> list[Any]:
+    """Each selected column's result processor for the DBAPI type in ``description``, by
+    public API: the type's implementation for the dialect, and its ``result_processor``
+    (which ``TypeEngine._cached_result_processor``, private, only caches)."""
+    dialect = engine.dialect
+    return [
+        c.type.dialect_impl(dialect).result_processor(dialect, d[1])
+        for c, d in zip(statement.selected_columns, description, strict=True)
+    ]
+
+
 class FastQuery:
     """A SELECT for the hottest reads: compiled once per dialect by SQLAlchemy, run on a DBAPI
     cursor, its values converted by the column types' own result processors.
 
-    A Core execution costs ~100 µs of Python around a ~15 µs SQLite lookup; this skips the
-    Connection/Result machinery but keeps SQLAlchemy's SQL and type conversions. It is meant
-    for single-row reads on the event loop: each thread keeps one connection of its own,
-    outside the pool, in autocommit — so a read on the loop never waits for a pooled
-    connection (which threads streaming a response may hold until the loop sends it).
+    Synchronously (SQLite's read on the event loop, see :class:`FastReader`) each thread
+    keeps one connection of its own, outside the pool, in autocommit — so a read on the loop
+    never waits for a pooled connection (which threads streaming a response may hold until
+    the loop sends it). On PostgreSQL :class:`FastReader` runs it on its async pool.
     """
 
     def __init__(self, engine: Engine, statement: Any) -> None:
         compiled = statement.compile(dialect=engine.dialect)
         self.engine = engine
+        self.statement = statement
         self.sql = str(compiled)
         self.positions = compiled.positiontup  # None for named paramstyles (psycopg)
-        self.columns = list(statement.selected_columns)
-        self.names = [c.key for c in self.columns]
+        self.names = [c.key for c in statement.selected_columns]
         self.processors: list[Any] | None = None  # from the first cursor's description
         self._local = threading.local()
 
@@ -155,7 +190,7 @@ class FastQuery:
             self._local.conn = conn
         return conn
 
-    def first(self, **params: Any) -> dict[str, Any] | None:
+    def first(self, params: dict[str, Any]) -> dict[str, Any] | None:
         args = tuple(params[name] for name in self.positions) if self.positions else params
         for attempt in (1, 2):
             conn = self._connection()
@@ -172,14 +207,12 @@ class FastQuery:
                     conn.close()
                 if attempt == 2:
                     raise
-        return self._convert(raw, description)
+        return self.convert(raw, description)
 
-    def _convert(self, raw: Any, description: Any) -> dict[str, Any] | None:
+    def convert(self, raw: Any, description: Any) -> dict[str, Any] | None:
+        """A fetched tuple as ``{column: value}``, each value through its type's processor."""
         if self.processors is None:
-            self.processors = [
-                c.type._cached_result_processor(self.engine.dialect, d[1])
-                for c, d in zip(self.columns, description, strict=True)
-            ]
+            self.processors = _result_processors(self.engine, self.statement, description)
         if raw is None:
             return None
         return {
@@ -187,57 +220,152 @@ class FastQuery:
             for name, proc, value in zip(self.names, self.processors, raw, strict=True)
         }
 
-    # --- PostgreSQL, asynchronously --------------------------------------------------------
+    def close(self) -> None:
+        """Close the calling thread's connection (the loop's, for SQLite's reads)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            with contextlib.suppress(Exception):
+                conn.close()
 
-    ASYNC_CONNECTIONS = 8
 
-    async def first_async(self, **params: Any) -> dict[str, Any] | None:
-        """PostgreSQL only: the same read on psycopg's async driver, so that the event loop
-        serves other requests during the round trip to the server (a SQLite read has no
-        round trip and is cheaper inline). Up to ``ASYNC_CONNECTIONS`` connections, opened
-        on demand, in autocommit."""
-        import psycopg
+class AsyncPool:
+    """PostgreSQL: :class:`FastQuery` s on a ``psycopg_pool.AsyncConnectionPool`` of up to
+    ``size`` autocommit connections, opened on first use on the running event loop, results
+    in binary, JSON through orjson."""
 
-        idle: asyncio.Queue[Any] = self._async_idle()
-        if idle.empty() and self._async_opened < self.ASYNC_CONNECTIONS:
-            self._async_opened += 1
-            cursor = await self._async_cursor()
-        else:
-            cursor = await idle.get()
-        try:
-            for attempt in (1, 2):
-                try:
-                    await cursor.execute(self.sql, params)
-                    raw = await cursor.fetchone()
-                    # psycopg builds the description anew on each access: once is enough.
-                    description = cursor.description if self.processors is None else None
-                    break
-                except psycopg.OperationalError:  # a server restart: reconnect once
-                    with contextlib.suppress(Exception):
-                        await cursor.connection.close()
-                    cursor = await self._async_cursor()
-                    if attempt == 2:
-                        raise
-        finally:
-            idle.put_nowait(cursor)
-        return self._convert(raw, description)
+    def __init__(self, engine: Engine, size: int = 8) -> None:
+        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self.size = size
+        self.pool: Any = None
+        self._lock: asyncio.Lock | None = None
+        # One binary cursor per pooled connection: a new cursor per read costs about as
+        # much CPU as the pool's own getconn/putconn.
+        self._cursors: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
-    def _async_idle(self) -> asyncio.Queue[Any]:
-        if getattr(self, "_idle", None) is None:
-            self._idle: asyncio.Queue[Any] | None = asyncio.Queue()
-            self._async_opened = 0
-        assert self._idle is not None
-        return self._idle
-
-    async def _async_cursor(self) -> Any:
-        """A new connection's cursor, kept with it: results in binary, JSON through orjson."""
-        import psycopg
+    async def _open(self) -> Any:
         from psycopg.types.json import set_json_loads
+        from psycopg_pool import AsyncConnectionPool
 
-        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
-        set_json_loads(orjson.loads, conn)
-        return conn.cursor(binary=True)
+        async def configure(conn: Any) -> None:
+            set_json_loads(orjson.loads, conn)
+
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self.pool is None:
+                pool = AsyncConnectionPool(
+                    self.conninfo,
+                    min_size=1,
+                    max_size=self.size,
+                    kwargs={"autocommit": True},
+                    configure=configure,
+                    open=False,
+                    name="gradlab-reads",
+                )
+                await pool.open()
+                self.pool = pool
+        return self.pool
+
+    async def first(self, query: FastQuery, params: dict[str, Any]) -> dict[str, Any] | None:
+        import psycopg
+
+        pool = self.pool or await self._open()
+        for attempt in (1, 2):
+            # getconn/putconn: the connection() context manager costs as much CPU again.
+            conn = await pool.getconn()
+            try:
+                cursor = self._cursors.get(conn)
+                if cursor is None:
+                    cursor = self._cursors[conn] = conn.cursor(binary=True)
+                await cursor.execute(query.sql, params)
+                raw = await cursor.fetchone()
+                # psycopg builds the description anew on each access: once is enough.
+                description = cursor.description if query.processors is None else None
+                break
+            except psycopg.OperationalError:
+                # A server restart breaks every idle connection at once: the pool drops
+                # this one when it comes back, and check() tests and replaces the others.
+                if attempt == 2:
+                    raise
+                await pool.putconn(conn)
+                conn = None
+                await pool.check()
+            finally:
+                if conn is not None:
+                    await pool.putconn(conn)
+        return query.convert(raw, description)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool, self._lock = self.pool, None, None
+            await pool.close()
+
+
+class Reader(Protocol):
+    """What :meth:`Database.first` reads with."""
+
+    async def first(self, statement: Any, params: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    async def aclose(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FastReader:
+    """How :meth:`Database.first` reads one row: a :class:`FastQuery` per statement, inline
+    on SQLite (a read with no round trip, which never waits on a lock in WAL mode), on
+    :class:`AsyncPool` on PostgreSQL, so that the loop serves others during the round trip.
+
+    Hand-written (one compiled statement, one cursor, the types' own result processors)
+    because the library loses GET /v1/jobs/{id}'s targets, >= 3,000 req/s and p50 <= 2 ms on
+    a 2-core machine. ``gradlab bench --only api`` runs the alternatives of
+    ``bench/readpaths.py`` side by side. Nine runs per database on 2026-12-02, on a machine
+    busy with other work (load 2-9: req/s swung 3x between runs, so the API's CPU time per
+    request is the steadier figure), as ratios to this reader, CPU per request then req/s:
+
+    * PostgreSQL: Core inline 1.16-1.64x, 0.54-1.01x; Core in a thread 1.21-2.28x;
+      ``create_async_engine`` (psycopg) 1.65-2.20x, 0.47-0.76x. This path made 3,261 req/s
+      on a quiet machine (bench/README.md); 1.16x its CPU leaves about 2,800 at best.
+    * SQLite: Core on an autocommit engine of the loop's own 1.37-1.72x, 0.63-0.77x (of the
+      4,937 req/s this path made on a quiet machine, 2,870-3,600: no margin to count on;
+      in the three least busy runs it made 2,760-2,930 where Core made 1,770-2,330); Core in a
+      thread 1.78-2.38x; ``create_async_engine`` (aiosqlite) 2.74-4.29x. Core here would
+      add a second way of reading, not retire this one, which PostgreSQL needs anyway.
+    * The pool: ``psycopg_pool`` against the hand-rolled pool of ``AsyncConnection`` s kept
+      until then (``[hand-pool]``), 16 paired rounds: req/s 1.00x (0.67-1.50), CPU per
+      request 1.04x (0.89-1.32); 0.97-1.10x CPU over the runs above. A tie in req/s for ~4%
+      more CPU, so the library took its place. Of the 3,261 req/s above that may leave
+      ~3,130: a thin margin, as the hand-rolled pool's 9% already was; ``[hand-pool]``
+      stays in the bench to check it again on a quiet machine.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queries: dict[Any, FastQuery] = {}
+        self._pool = AsyncPool(engine) if engine.dialect.name == "postgresql" else None
+
+    def query(self, statement: Any) -> FastQuery:
+        """``statement`` as a :class:`FastQuery` on this engine, compiled once."""
+        query = self._queries.get(statement)
+        if query is None:
+            query = self._queries[statement] = FastQuery(self.engine, statement)
+        return query
+
+    async def first(self, statement: Any, params: dict[str, Any]) -> dict[str, Any] | None:
+        if self._pool is None:
+            return self.query(statement).first(params)
+        return await self._pool.first(self.query(statement), params)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    def close(self) -> None:
+        for query in self._queries.values():
+            query.close()
 
 
 class Database:
@@ -252,7 +380,8 @@ class Database:
         self.engine = create_db_engine(self.url, settings)
         self.write_engine = writer(self.engine)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._fast: dict[Any, FastQuery] = {}
+        # What first() reads with; the benchmarks put the alternatives they compare here.
+        self.reader: Reader = FastReader(self.engine)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
 
     @property
@@ -270,12 +399,15 @@ class Database:
         with self._write() as session, session.begin():
             yield session
 
-    def fast(self, statement: Any) -> FastQuery:
-        """``statement`` as a :class:`FastQuery` on this database, compiled once."""
-        query = self._fast.get(statement)
-        if query is None:
-            query = self._fast[statement] = FastQuery(self.engine, statement)
-        return query
+    async def first(self, statement: Any, **params: Any) -> dict[str, Any] | None:
+        """The first row of a SELECT as a dict (None when there is none), with no session
+        and no thread hop: the hot single-row reads (see :class:`FastReader`)."""
+        return await self.reader.first(statement, params)
+
+    async def aclose(self) -> None:
+        """Close what the reads opened on this event loop (its async pool)."""
+        await self.reader.aclose()
 
     def dispose(self) -> None:
+        self.reader.close()
         self.engine.dispose()

@@ -5,8 +5,6 @@ Every field here is documented in the README's settings table; keep the two in s
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -80,9 +78,3 @@ class Settings(BaseSettings):
     plot_queue: int = Field(
         16, ge=0, description="Plots waiting for a renderer; one more gets 503 with Retry-After."
     )
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings, read from the environment on first use."""
-    return Settings()

@@ -30,16 +30,10 @@ def get_jobs(session: Session, job_ids: Sequence[str]) -> list[Job]:
 _JOB_BY_ID = select(*Job.__table__.c).where(Job.__table__.c.id == bindparam("job_id"))
 
 
-def job_row(db: Database, job_id: str) -> SimpleNamespace | None:
-    """One job's columns as attributes, without ORM or Core execution overhead: the hot path
-    of ``GET /v1/jobs/{id}``."""
-    row = db.fast(_JOB_BY_ID).first(job_id=job_id)
-    return None if row is None else SimpleNamespace(**row)
-
-
-async def job_row_async(db: Database, job_id: str) -> SimpleNamespace | None:
-    """:func:`job_row` on PostgreSQL's async driver."""
-    row = await db.fast(_JOB_BY_ID).first_async(job_id=job_id)
+async def job_row(db: Database, job_id: str) -> SimpleNamespace | None:
+    """One job's columns as attributes, without ORM or Core execution overhead and without
+    blocking the event loop on a round trip: the hot path of ``GET /v1/jobs/{id}``."""
+    row = await db.first(_JOB_BY_ID, job_id=job_id)
     return None if row is None else SimpleNamespace(**row)
 
 

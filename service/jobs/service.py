@@ -111,19 +111,9 @@ def submit(
     return existing, False
 
 
-def view(db: Database, job_id: str) -> dict[str, Any]:
-    """The job's view, straight from one indexed read."""
-    row = repository.job_row(db, job_id)
-    if row is None:
-        raise NotFound(f"There is no job {job_id!r}.")
-    return job_view(row)
-
-
 async def view_async(db: Database, job_id: str) -> dict[str, Any]:
-    """:func:`view`, without blocking the event loop on a PostgreSQL round trip."""
-    if db.is_sqlite:
-        return view(db, job_id)
-    row = await repository.job_row_async(db, job_id)
+    """The job's view, straight from one indexed read, on the event loop."""
+    row = await repository.job_row(db, job_id)
     if row is None:
         raise NotFound(f"There is no job {job_id!r}.")
     return job_view(row)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidSpec, NotFound, Problem, user_path
@@ -18,8 +21,6 @@ from store.queue import notify
 from store.settings import Settings
 from store.spec import JobSpec
 from store.tables import Job, Sweep
-
-SORT_KEYS = ("final_loss", "final_accuracy", "best_loss", "created")
 
 
 def get_path(spec: dict[str, Any], path: str) -> Any:
@@ -122,7 +123,8 @@ def create(session: Session, request: SweepRequest, settings: Settings) -> tuple
     return sweep, jobs
 
 
-def view(sweep: Sweep, jobs: list[Job], sort: str = "created") -> dict[str, Any]:
+def view(sweep: Sweep, jobs: Sequence[Any], sort: str = "created") -> dict[str, Any]:
+    """The sweep and its jobs, from ORM jobs or rows of :data:`_SWEEP_JOB_COLUMNS`."""
     descending = sort.startswith("-")
     key = sort.lstrip("-")
     rows: list[dict[str, Any]] = [
@@ -154,9 +156,26 @@ def view(sweep: Sweep, jobs: list[Job], sort: str = "created") -> dict[str, Any]
     }
 
 
-def get(session: Session, sweep_id: str) -> tuple[Sweep, list[Job]]:
+# What a sweep's view shows of each job (``spec`` for the overrides), and nothing more.
+_SWEEP_JOB_COLUMNS = (
+    Job.id,
+    Job.name,
+    Job.status,
+    Job.spec,
+    Job.final_loss,
+    Job.final_accuracy,
+    Job.best_loss,
+    Job.iterations_done,
+)
+
+
+def get(session: Session, sweep_id: str) -> tuple[Sweep, list[Any]]:
+    """The sweep and its jobs, oldest first, as rows of :data:`_SWEEP_JOB_COLUMNS` (which
+    the plots read too): only the columns the view needs, and no more rows than the grid
+    made (its jobs are only ever created with it)."""
     sweep = session.get(Sweep, sweep_id)
     if sweep is None:
         raise NotFound(f"There is no sweep {sweep_id!r}.")
-    jobs = list(reversed(jobs_repo.list_jobs(session, sweep_id=sweep_id, limit=100_000)))
-    return sweep, jobs
+    size = math.prod(len(values) for values in sweep.grid.values())
+    query = select(*_SWEEP_JOB_COLUMNS).where(Job.sweep_id == sweep_id).order_by(Job.id).limit(size)
+    return sweep, list(session.execute(query).all())

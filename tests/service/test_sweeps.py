@@ -74,3 +74,28 @@ def test_a_grid_above_the_cap_is_refused(db_url):
 
 def test_an_unknown_sweep_is_404(client):
     assert client.get("/v1/sweeps/nope").status_code == 404
+
+
+def test_reading_a_sweep_back_shows_what_creating_it_answered(client, drain):
+    grid = {"optimizer.learning_rate": [0.1, 1.0], "model.kind": ["softmax_regression"]}
+    created = client.post("/v1/sweeps", json={"name": "back", "base": BASE, "grid": grid}).json()
+    assert client.get(f"/v1/sweeps/{created['id']}").json() == created
+    assert client.get(f"/v1/sweeps/{created['id']}?sort=-created").json()["jobs"] == list(
+        reversed(created["jobs"])
+    )
+
+    assert drain() == {"succeeded": 2}
+    first, second = (j["id"] for j in created["jobs"])
+    assert client.delete(f"/v1/jobs/{first}").status_code == 204
+    [job] = client.get(f"/v1/sweeps/{created['id']}").json()["jobs"]
+    full = client.get(f"/v1/jobs/{second}").json()
+    assert job == {
+        "id": second,
+        "name": full["name"],
+        "status": "succeeded",
+        "overrides": {"optimizer.learning_rate": 1.0, "model.kind": "softmax_regression"},
+        "final_loss": full["summary"]["final_loss"],
+        "final_accuracy": full["summary"]["final_accuracy"],
+        "best_loss": full["summary"]["best_loss"],
+        "iterations_done": 60,
+    }
