@@ -110,24 +110,25 @@ ModelSpec = Annotated[
 # --- data --------------------------------------------------------------------------------
 
 
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+Classes = Annotated[int, Field(ge=2, le=1000)]
+Spread = Annotated[FiniteFloat, Field(ge=0)]
+Width = Annotated[FiniteFloat, Field(gt=0)]
+_LINE, _BLOBS, _SPIRAL = _DATA["line"], _DATA["blobs"], _DATA["spiral"]
+
+
 class LineData(BaseModel):
     """A noisy line: x uniform in [x_min, x_max], y = slope·x + intercept + noise·N(0, 1)."""
 
     model_config = _CONFIG
     kind: Literal["line"]
-    n_samples: int = Field(
-        _DATA["line"]["n_samples"], ge=1, le=MAX_COUNT, description="Number of points."
-    )
-    slope: FiniteFloat = Field(_DATA["line"]["slope"], description="Slope of the true line.")
-    intercept: FiniteFloat = Field(
-        _DATA["line"]["intercept"], description="Intercept of the true line."
-    )
-    noise: FiniteFloat = Field(
-        _DATA["line"]["noise"], ge=0, description="Standard deviation of the noise."
-    )
-    x_min: FiniteFloat = Field(_DATA["line"]["x_min"], description="Smallest x.")
-    x_max: FiniteFloat = Field(_DATA["line"]["x_max"], description="Largest x (above x_min).")
-    seed: Seed = _DATA["line"]["seed"]
+    n_samples: Count = Field(_LINE["n_samples"], description="Number of points.")
+    slope: FiniteFloat = Field(_LINE["slope"], description="Slope of the true line.")
+    intercept: FiniteFloat = Field(_LINE["intercept"], description="Intercept of the true line.")
+    noise: Spread = Field(_LINE["noise"], description="Standard deviation of the noise.")
+    x_min: FiniteFloat = Field(_LINE["x_min"], description="Smallest x.")
+    x_max: FiniteFloat = Field(_LINE["x_max"], description="Largest x (above x_min).")
+    seed: Seed = _LINE["seed"]
 
 
 class BlobsData(BaseModel):
@@ -135,28 +136,14 @@ class BlobsData(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["blobs"]
-    n_samples: int = Field(
-        _DATA["blobs"]["n_samples"],
-        ge=2,
-        le=MAX_COUNT,
-        description="Number of points, split across classes.",
+    n_samples: Annotated[int, Field(ge=2, le=MAX_COUNT)] = Field(
+        _BLOBS["n_samples"], description="Number of points, split across classes."
     )
-    n_classes: int = Field(
-        _DATA["blobs"]["n_classes"],
-        ge=2,
-        le=1000,
-        description="Number of clusters (labels 0..K−1).",
-    )
-    n_features: int = Field(
-        _DATA["blobs"]["n_features"], ge=1, le=MAX_COUNT, description="Dimension of each point."
-    )
-    cluster_std: FiniteFloat = Field(
-        _DATA["blobs"]["cluster_std"], gt=0, description="Standard deviation of a cluster."
-    )
-    center_box: FiniteFloat = Field(
-        _DATA["blobs"]["center_box"], gt=0, description="Half-width of the centres' box."
-    )
-    seed: Seed = _DATA["blobs"]["seed"]
+    n_classes: Classes = Field(_BLOBS["n_classes"], description="Clusters (labels 0..K−1).")
+    n_features: Count = Field(_BLOBS["n_features"], description="Dimension of each point.")
+    cluster_std: Width = Field(_BLOBS["cluster_std"], description="Spread of a cluster (σ).")
+    center_box: Width = Field(_BLOBS["center_box"], description="Half-width of the centres' box.")
+    seed: Seed = _BLOBS["seed"]
 
 
 class SpiralData(BaseModel):
@@ -164,16 +151,10 @@ class SpiralData(BaseModel):
 
     model_config = _CONFIG
     kind: Literal["spiral"]
-    n_per_class: int = Field(
-        _DATA["spiral"]["n_per_class"], ge=1, le=MAX_COUNT, description="Points per arm."
-    )
-    n_classes: int = Field(
-        _DATA["spiral"]["n_classes"], ge=2, le=1000, description="Number of arms (labels 0..K−1)."
-    )
-    noise: FiniteFloat = Field(
-        _DATA["spiral"]["noise"], ge=0, description="Standard deviation of the angle noise."
-    )
-    seed: Seed = _DATA["spiral"]["seed"]
+    n_per_class: Count = Field(_SPIRAL["n_per_class"], description="Points per arm.")
+    n_classes: Classes = Field(_SPIRAL["n_classes"], description="Arms (labels 0..K−1).")
+    noise: Spread = Field(_SPIRAL["noise"], description="Standard deviation of the angle noise.")
+    seed: Seed = _SPIRAL["seed"]
 
 
 class InlineData(BaseModel):
