@@ -30,6 +30,15 @@ def parse_time(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+TINY = {
+    "model": {"kind": "logistic_regression"},
+    "data": {"kind": "blobs", "n_samples": 100},
+    "optimizer": {"kind": "gd", "learning_rate": 0.5},
+    "iterations": 100,
+}
+"""A job of 100 iterations: the tiny-job, pickup and GET benchmarks' unit."""
+
+
 class Context:
     def __init__(self, url: str, work: Path) -> None:
         self.url, self.work = url, work

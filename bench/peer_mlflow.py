@@ -24,9 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.context import Context
+from bench.context import TINY, Context
 from bench.report import Row
-from bench.sections import TINY
 from gradlab.procs import free_port, kill_group, wait_for
 
 STEPS = 100_000
