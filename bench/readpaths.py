@@ -1,6 +1,6 @@
 """The ways of reading ``GET /v1/jobs/{id}``'s row that ``gradlab bench --only api`` puts
-side by side: the API's own (``store.db.FastReader``) and the alternatives it was measured
-against, each a ``store.db.Reader`` that ``bench.serve`` installs in place of the API's.
+side by side: the API's own (``store.fastread.FastReader``) and the alternatives it was measured
+against, each a ``store.fastread.Reader`` that ``bench.serve`` installs in place of the API's.
 
 ``fast``       as shipped: a ``FastQuery`` inline on SQLite, on ``psycopg_pool`` on PostgreSQL
 ``hand-pool``  PostgreSQL: the same ``FastQuery`` on the hand-rolled pool it replaced
@@ -26,15 +26,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from store.db import (
-    JSON_CODEC,
-    Database,
-    FastQuery,
-    FastReader,
-    Reader,
-    configure_sqlite,
-    create_db_engine,
-)
+from store.db import JSON_CODEC, Database, configure_sqlite, create_db_engine
+from store.fastread import FastQuery, FastReader, Reader
 from store.settings import Settings
 
 

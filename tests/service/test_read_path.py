@@ -1,4 +1,4 @@
-"""GET /v1/jobs/{id}'s read (``store.db.FastReader``): it answers as the list does, and
+"""GET /v1/jobs/{id}'s read (``store.fastread.FastReader``): it answers as the list does, and
 survives the database server dropping its connections, as a restart does. (The library
 read paths the benchmarks measure it against, in ``bench/readpaths.py``, are the
 benchmarks' to run: the tests import nothing from bench.)"""
