@@ -3,7 +3,9 @@
 
 The worker writes every flush the child sends with the fenced :meth:`Queue.flush
 <store.queue.Queue.flush>` and answers with what the child must know: cancel asked, claim
-lost, or a reason to stop (shutdown, time limit). While the child is silent — a long
+lost, or a reason to stop (shutdown, time limit). The flush that ends the attempt has no
+answer: the attempt is over once the worker has written it, and the next message the child
+gets is the worker's next job. While the child is silent — a long
 iteration, a long gradient check — the worker renews the lease itself, which also tells it
 of a cancel. Asked to stop, the child ends the job at its next flush; a child that has not
 done so ``GRACE_SECONDS`` later is killed, and the worker ends the attempt itself from the
@@ -98,18 +100,23 @@ class Attempt:
     def _answer(self, message: dict[str, Any]) -> None:
         """Write a flush (or renew the lease) for the child; tell it how that went."""
         reply: dict[str, Any] = {"type": "reply", "job_id": self.claim.job_id}
+        finish = None
         try:
             if message["type"] == "beat":
                 cancel = self.queue.heartbeat(self.claim)
             else:
                 flush, finish = protocol.flush_from_wire(message)
                 cancel = self.queue.flush(self.claim, flush, finish)
-                if finish is not None:
-                    self.ended = finish.outcome
         except LostClaim as exc:
             log.warning("%s; leaving the job to its new owner", exc)
             self.lost, reply["lost"] = True, True
+            if finish is not None:  # the child waits for its next job, not for a reply
+                self.ended = Outcome.LOST
+                return
             self.child.send(reply)
+            return
+        if finish is not None:  # the attempt's last flush has no reply
+            self.ended = finish.outcome
             return
         if cancel:
             self.interrupt_with("cancel")
