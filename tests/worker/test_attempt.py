@@ -1,6 +1,7 @@
 """One attempt from the worker's side, with a real child process: the flush that ends an
 attempt has no reply, so a claim lost at that flush must end the attempt there and leave
-the child ready for the next job."""
+the child ready for the next job; the next job, claimed in that flush's transaction, is
+handed back when the worker stops before starting it."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ import pytest
 from store.db import Database
 from store.queue import Queue
 from store.status import Outcome
-from tests.conftest import make_settings
-from tests.worker.test_recovery import assert_exactly_once, attempts_of, chunk_starts, submit
+from tests.conftest import make_settings, run_worker
+from tests.worker.test_recovery import (
+    assert_exactly_once,
+    attempts_of,
+    chunk_starts,
+    job_row,
+    submit,
+)
 from worker.attempt import Attempt
+from worker.main import Worker
 from worker.process import JobProcess
 
 # One flush only, the one that ends the attempt: no flush is due before the last iteration.
@@ -66,3 +74,22 @@ def test_a_claim_lost_at_the_finishing_flush_writes_nothing_and_the_child_runs_o
         ("ours", "lost"),
         ("thief", "succeeded"),
     ]
+
+
+def test_the_next_job_is_claimed_with_the_last_flush_and_handed_back_on_stop(db, db_url):
+    settings = make_settings(db_url)
+    first, second = submit(db, ONE_FLUSH, db_url), submit(db, ONE_FLUSH, db_url)
+    worker = Worker(settings, burst=True)
+    try:
+        assert worker.run_once()
+        assert job_row(db, first).status == "succeeded"
+        # The flush that finished the first job claimed the second, in one transaction.
+        assert worker.next_claim is not None and worker.next_claim.job_id == second
+        assert job_row(db, second).status == "running"
+        worker.stopping = True  # as SIGTERM does between two jobs
+    finally:
+        worker.close()
+    assert job_row(db, second).status == "queued"  # handed back, never started
+    assert [a.outcome for a in attempts_of(db, second)] == ["released"]
+    assert run_worker(settings) == {"succeeded": 1}
+    assert_exactly_once(db, second, ONE_FLUSH["iterations"])
