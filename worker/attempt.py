@@ -109,7 +109,8 @@ class Attempt:
                 cancel = self.queue.heartbeat(self.claim)
             else:
                 flush, finish = protocol.flush_from_wire(message)
-                if finish is not None and self.claim_next:
+                # Never after handing this job back: the claim would take it again.
+                if finish is not None and self.claim_next and finish.outcome != Outcome.RELEASED:
                     self.next_claim = self.queue.finish_and_claim(self.claim, flush, finish)
                     cancel = False
                 else:

@@ -65,6 +65,7 @@ class Worker:
         log.info("%s: handing the current job back, then exiting", name)
         self.stopping = True
         if current is not None:
+            current.claim_next = False
             current.interrupt_with("stop")
 
     # --- the loop ---------------------------------------------------------------------
