@@ -173,21 +173,22 @@ class Queue:
         return retry_locked(self._claim)
 
     def _claim(self) -> Claim | None:
-        lease = self.settings.lease_seconds
         with self.db.write_engine.begin() as conn:
-            job = None
-            now = time.monotonic()
-            if now >= self._next_recovery:  # dead workers' jobs first, now and then
-                self._next_recovery = now + self._recovery_interval
-                job = lifecycle.claim_expired(
-                    conn, self.worker_id, lease, self.settings.max_attempts
-                )
-            if job is None:
-                job = lifecycle.claim_queued(conn, self.worker_id, lease)
-            if job is None:
-                self._next_recovery = now  # idle: look for expired leases on every poll
-                return None
-            return self._claim_of(conn, job)
+            return self._claim_in(conn)
+
+    def _claim_in(self, conn: Connection) -> Claim | None:
+        lease = self.settings.lease_seconds
+        job = None
+        now = time.monotonic()
+        if now >= self._next_recovery:  # dead workers' jobs first, now and then
+            self._next_recovery = now + self._recovery_interval
+            job = lifecycle.claim_expired(conn, self.worker_id, lease, self.settings.max_attempts)
+        if job is None:
+            job = lifecycle.claim_queued(conn, self.worker_id, lease)
+        if job is None:
+            self._next_recovery = now  # idle: look for expired leases on every poll
+            return None
+        return self._claim_of(conn, job)
 
     def _claim_of(self, conn: Connection, job: Row[Any]) -> Claim:
         """The claim on a job just claimed (its :data:`lifecycle.CLAIMED` columns)."""
@@ -231,42 +232,59 @@ class Queue:
 
         def write() -> bool:
             with self.db.write_engine.begin() as conn:
-                if self.postgres:
-                    # The checkpoint commits with the points it covers, so losing the tail
-                    # of the WAL in a server crash loses both together: the job resumes
-                    # from the previous flush and rewrites the same chunks.
-                    conn.execute(text("SET LOCAL synchronous_commit = off"))
-                values: dict[str, Any] = {}
-                if flush.chunk is not None or flush.state is not None:
-                    values.update(
-                        iterations_done=flush.iterations_done,
-                        final_loss=flush.final_loss,
-                        final_accuracy=flush.final_accuracy,
-                        best_loss=flush.best_loss,
-                        best_iteration=flush.best_iteration,
-                    )
-                if flush.checks:
-                    values["checks_passed"] = flush.checks_passed
-                if finish is not None:
-                    values.update(finish.job_values())
-                cancel = self._fence(conn, claim, **values)
-                if flush.chunk is not None:
-                    _upsert(conn, chunks, [flush.chunk], ("job_id", "first_iteration"))
-                if flush.checks:
-                    _upsert(conn, checks, flush.checks, ("job_id", "iteration", "reference"))
-                if flush.state is not None:
-                    row = {
-                        "job_id": claim.job_id,
-                        "iteration": flush.iterations_done,
-                        "attempt": claim.attempt,
-                        "state": flush.state,
-                    }
-                    _upsert(conn, checkpoints, [row], ("job_id",))
-                if finish is not None:
-                    lifecycle.end_attempt(conn, claim.job_id, claim.attempt, finish.outcome)
-                return cancel
+                return self._write(conn, claim, flush, finish)
 
         return retry_locked(write)
+
+    def finish_and_claim(self, claim: Claim, flush: Flush, finish: Finish) -> Claim | None:
+        """Write the flush that ends ``claim``'s attempt, then claim the next job, in one
+        transaction (one commit, one turn of SQLite's write lock, per job); the new claim, or
+        None when no job waits. Raises :class:`~store.lifecycle.LostClaim`, having written
+        and claimed nothing, when ``claim`` is gone."""
+
+        def write() -> Claim | None:
+            with self.db.write_engine.begin() as conn:
+                self._write(conn, claim, flush, finish)
+                return self._claim_in(conn)
+
+        return retry_locked(write)
+
+    def _write(self, conn: Connection, claim: Claim, flush: Flush, finish: Finish | None) -> bool:
+        """:meth:`flush`'s writes, in ``conn``'s transaction."""
+        if self.postgres:
+            # The checkpoint commits with the points it covers, so losing the tail
+            # of the WAL in a server crash loses both together: the job resumes
+            # from the previous flush and rewrites the same chunks.
+            conn.execute(text("SET LOCAL synchronous_commit = off"))
+        values: dict[str, Any] = {}
+        if flush.chunk is not None or flush.state is not None:
+            values.update(
+                iterations_done=flush.iterations_done,
+                final_loss=flush.final_loss,
+                final_accuracy=flush.final_accuracy,
+                best_loss=flush.best_loss,
+                best_iteration=flush.best_iteration,
+            )
+        if flush.checks:
+            values["checks_passed"] = flush.checks_passed
+        if finish is not None:
+            values.update(finish.job_values())
+        cancel = self._fence(conn, claim, **values)
+        if flush.chunk is not None:
+            _upsert(conn, chunks, [flush.chunk], ("job_id", "first_iteration"))
+        if flush.checks:
+            _upsert(conn, checks, flush.checks, ("job_id", "iteration", "reference"))
+        if flush.state is not None:
+            row = {
+                "job_id": claim.job_id,
+                "iteration": flush.iterations_done,
+                "attempt": claim.attempt,
+                "state": flush.state,
+            }
+            _upsert(conn, checkpoints, [row], ("job_id",))
+        if finish is not None:
+            lifecycle.end_attempt(conn, claim.job_id, claim.attempt, finish.outcome)
+        return cancel
 
 
 def flush_records(

@@ -3,13 +3,15 @@
 
 The worker writes every flush the child sends with the fenced :meth:`Queue.flush
 <store.queue.Queue.flush>` and answers with what the child must know: cancel asked, claim
-lost, or a reason to stop (shutdown, time limit). While the child is silent — a long
-iteration, a long gradient check — the worker renews the lease itself, which also tells it
-of a cancel. Asked to stop, the child ends the job at its next flush; a child that has not
-done so ``GRACE_SECONDS`` later is killed, and the worker ends the attempt itself from the
-last flush's checkpoint: handed back, cancelled or failed ``time_limit``. A child that dies
-of its memory limit fails the job ``memory_limit``. Either way the points recorded so far
-stay, and the worker takes the next job with a fresh child.
+lost, or a reason to stop (shutdown, time limit). The flush that ends the attempt has no
+answer: the attempt is over once the worker has written it — in the same transaction as its
+claim on the next job, when it runs on — and the next message the child gets is that job.
+While the child is silent — a long iteration, a long gradient check — the worker renews the
+lease itself, which also tells it of a cancel. Asked to stop, the child ends the job at its
+next flush; a child that has not done so ``GRACE_SECONDS`` later is killed, and the worker
+ends the attempt itself from the last flush's checkpoint: handed back, cancelled or failed
+``time_limit``. A child that dies of its memory limit fails the job ``memory_limit``. Either
+way the points recorded so far stay, and the worker takes the next job with a fresh child.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class Attempt:
         self.kill_at: float | None = None
         self.ended: Outcome | None = None  # the outcome a flush from the child wrote
         self.lost = False
+        # Claim the next job in the finishing flush's transaction (the worker runs on)...
+        self.claim_next = False
+        self.next_claim: Claim | None = None  # ... and this is it
 
     def interrupt_with(self, reason: str) -> None:
         """Have the job stop: at its next flush, or killed ``GRACE_SECONDS`` from now."""
@@ -98,18 +103,28 @@ class Attempt:
     def _answer(self, message: dict[str, Any]) -> None:
         """Write a flush (or renew the lease) for the child; tell it how that went."""
         reply: dict[str, Any] = {"type": "reply", "job_id": self.claim.job_id}
+        finish = None
         try:
             if message["type"] == "beat":
                 cancel = self.queue.heartbeat(self.claim)
             else:
                 flush, finish = protocol.flush_from_wire(message)
-                cancel = self.queue.flush(self.claim, flush, finish)
-                if finish is not None:
-                    self.ended = finish.outcome
+                # Never after handing this job back: the claim would take it again.
+                if finish is not None and self.claim_next and finish.outcome != Outcome.RELEASED:
+                    self.next_claim = self.queue.finish_and_claim(self.claim, flush, finish)
+                    cancel = False
+                else:
+                    cancel = self.queue.flush(self.claim, flush, finish)
         except LostClaim as exc:
             log.warning("%s; leaving the job to its new owner", exc)
             self.lost, reply["lost"] = True, True
+            if finish is not None:  # the child waits for its next job, not for a reply
+                self.ended = Outcome.LOST
+                return
             self.child.send(reply)
+            return
+        if finish is not None:  # the attempt's last flush has no reply
+            self.ended = finish.outcome
             return
         if cancel:
             self.interrupt_with("cancel")

@@ -4,9 +4,9 @@
 It takes one job at a time from the worker — a claim and the loop's settings — trains it
 with :class:`~worker.runner.JobRun`, and sends every flush back over the pipe for the worker
 to write: the child holds no database connection and no claim. The worker's reply to each
-flush says whether the job was asked to cancel, whether the claim is lost, and why the loop
-should stop (shutdown, time limit). SIGINT and SIGTERM are ignored: the worker decides, and
-kills this process when it must stop at once.
+flush but the attempt's last says whether the job was asked to cancel, whether the claim is
+lost, and why the loop should stop (shutdown, time limit). SIGINT and SIGTERM are ignored:
+the worker decides, and kills this process when it must stop at once.
 """
 
 from __future__ import annotations
@@ -52,7 +52,11 @@ class PipeSink:
         return self._ask({"type": "beat"})
 
     def flush(self, claim: Claim, flush: Flush, finish: Finish | None = None) -> bool:
-        return self._ask(protocol.flush_to_wire(flush, finish))
+        message = protocol.flush_to_wire(flush, finish)
+        if finish is not None:  # the attempt is over: no reply, the next message is a job
+            protocol.write(self.write_fd, message)
+            return False
+        return self._ask(message)
 
 
 def serve(read_fd: int, write_fd: int) -> int:

@@ -10,6 +10,7 @@ later signal only hurries that: the child is killed at once, the job is still ha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -18,7 +19,8 @@ import time
 from types import FrameType
 
 from store.db import Database
-from store.queue import Listener, Queue
+from store.lifecycle import RELEASED, LostClaim
+from store.queue import Claim, Flush, Listener, Queue
 from store.settings import Settings
 from worker.attempt import Attempt
 from worker.process import JobProcess
@@ -43,6 +45,7 @@ class Worker:
         self.child = JobProcess(settings)
         self.stopping = False
         self.current: Attempt | None = None
+        self.next_claim: Claim | None = None  # claimed in the last job's finishing flush
         self.outcomes: dict[str, int] = {}
 
     # --- signals ----------------------------------------------------------------------
@@ -62,6 +65,7 @@ class Worker:
         log.info("%s: handing the current job back, then exiting", name)
         self.stopping = True
         if current is not None:
+            current.claim_next = False
             current.interrupt_with("stop")
 
     # --- the loop ---------------------------------------------------------------------
@@ -92,10 +96,11 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and run one job; False when there was none to claim."""
-        claim = self.queue.claim()
+        claim, self.next_claim = self.next_claim or self.queue.claim(), None
         if claim is None:
             return False
         attempt = Attempt(self.queue, claim, self.settings, self.child)
+        attempt.claim_next = not self.stopping
         self.current = attempt
         if self.stopping:
             attempt.interrupt_with("stop")
@@ -103,11 +108,16 @@ class Worker:
             outcome = attempt.run()
         finally:
             self.current = None
+        self.next_claim = attempt.next_claim
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         log.info("job %s attempt %d: %s", claim.job_id, claim.attempt, outcome)
         return True
 
     def close(self) -> None:
+        if self.next_claim is not None:  # claimed with the last job's flush, never started
+            claim, self.next_claim = self.next_claim, None
+            with contextlib.suppress(LostClaim):
+                self.queue.flush(claim, Flush(), RELEASED)
         self.child.close()
         self.listener.close()
         self.db.dispose()

@@ -6,10 +6,12 @@ body — and the body, the byte strings back to back (chunk series, checkpoints:
 as bytes). No pickle in either direction: the child will run in a sandbox, and nothing it
 sends may run code in the worker.
 
-The worker sends ``job`` (a claim and the loop's settings) and, to each ``flush``, a
-``reply``; the child sends ``flush`` (a :class:`~store.queue.Flush`, with the attempt's
-:class:`~store.lifecycle.Finish` when it ends it) and ``done`` when the attempt ended without
-one (its claim was lost).
+The worker sends ``job`` (a claim and the loop's settings) and, to each ``flush`` that does
+not end the attempt, a ``reply``; the child sends ``flush`` (a :class:`~store.queue.Flush`,
+with the attempt's :class:`~store.lifecycle.Finish` when it ends it) and ``done`` when the
+attempt ended without one (its claim was lost). A finishing flush has no reply: the child
+has nothing left to learn about that job, and waits for the next ``job``, which the worker
+sends once it has written the flush — one pipe hand-off less per job.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from store.lifecycle import Finish
@@ -103,8 +105,13 @@ def write(fd: int, message: dict[str, Any]) -> None:
 # --- the messages' payloads -------------------------------------------------------------------
 
 
+def _fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields, one level deep (``asdict`` deep-copies every nested value)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
 def claim_to_wire(claim: Claim) -> dict[str, Any]:
-    return asdict(claim)
+    return _fields(claim)
 
 
 def claim_from_wire(data: dict[str, Any]) -> Claim:
@@ -112,7 +119,7 @@ def claim_from_wire(data: dict[str, Any]) -> Claim:
 
 
 def flush_to_wire(flush: Flush, finish: Finish | None) -> dict[str, Any]:
-    data = asdict(flush)
+    data = _fields(flush)
     data["chunk"] = dict(flush.chunk) if flush.chunk is not None else None
     data["checks"] = [dict(c) for c in flush.checks]
     wire_finish = None
