@@ -108,3 +108,41 @@ def run_worker(settings: Settings) -> dict[str, int]:
 def drain(settings: Settings):
     """Call to run a worker until the queue is empty."""
     return lambda: run_worker(settings)
+
+
+SYNTHETIC = {
+    "model": {"kind": "logistic_regression"},
+    "data": {"kind": "blobs", "n_samples": 20},
+    "optimizer": {"kind": "gd"},
+    "iterations": 1,
+}
+
+
+def synthetic_job(url: str, loss: Any) -> str:
+    """A succeeded job whose points have the losses ``loss``, written through the worker's
+    flush path (records → blocks → chunks of 1,000 → fenced flushes) without training."""
+    import numpy as np
+
+    from service.jobs import service as jobs_service
+    from store.codec import pack_state
+    from store.db import Database
+    from store.lifecycle import SUCCEEDED
+    from store.queue import Queue, flush_records
+    from store.spec import JobSpec
+
+    settings = make_settings(url)
+    db = Database(url, settings)
+    try:
+        with db.write_session() as session:
+            spec = JobSpec.model_validate({**SYNTHETIC, "iterations": len(loss)})
+            job_id = jobs_service.submit(session, spec, settings)[0].id
+        queue = Queue(db, settings, "test")
+        claim = queue.claim()
+        assert claim is not None and claim.job_id == job_id
+        records = [(i, float(v), float(v), 0.0, 0.5, 0.75) for i, v in enumerate(loss)]
+        params = {"W": np.zeros((2, 3)), "b": np.zeros(3)}
+        state = pack_state({"iteration": 0, "params": params, "velocity": {}})
+        flush_records(queue, claim, records, state, finish=SUCCEEDED)
+    finally:
+        db.dispose()
+    return job_id

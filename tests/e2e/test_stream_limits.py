@@ -13,14 +13,7 @@ import numpy as np
 import pytest
 
 from gradlab.procs import Server, wait_for
-from service.jobs import service as jobs_service
-from store.chunks import chunk_row
-from store.db import Database
-from store.lifecycle import SUCCEEDED
-from store.queue import Flush, Queue
-from store.spec import JobSpec
-from tests.conftest import make_settings
-from worker.runner import records_block
+from tests.conftest import synthetic_job
 
 pytestmark = pytest.mark.slow
 
@@ -34,28 +27,8 @@ TCP_ESTABLISHED = 1
 
 
 def finished_job(url: str, points: int) -> str:
-    """A succeeded job with ``points`` synthetic points, written through the worker's flush
-    path (chunks of 1,000, fenced flushes) without training anything."""
-    settings = make_settings(url)
-    db = Database(url, settings)
-    try:
-        with db.write_session() as session:
-            spec = JobSpec.model_validate({**TINY, "iterations": points})
-            job_id = jobs_service.submit(session, spec, settings)[0].id
-        queue = Queue(db, settings, "test")
-        claim = queue.claim()
-        assert claim is not None and claim.job_id == job_id
-        loss = np.linspace(2.0, 0.1, points).tolist()
-        for first in range(0, points, 1000):
-            block = records_block(
-                [(i, loss[i], loss[i], 0.0, 0.5, 0.75) for i in range(first, first + 1000)]
-            )
-            done = first + 1000 >= points
-            flush = Flush(chunk=chunk_row(job_id, block), iterations_done=first + 1000)
-            queue.flush(claim, flush, SUCCEEDED if done else None)
-    finally:
-        db.dispose()
-    return job_id
+    """A succeeded job with ``points`` synthetic points (``tests.conftest.synthetic_job``)."""
+    return synthetic_job(url, np.linspace(2.0, 0.1, points).tolist())
 
 
 def open_stream(stack: ExitStack, http: httpx.Client, job_id: str) -> httpx.Response:

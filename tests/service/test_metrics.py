@@ -12,14 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.jobs import service as jobs_service
 from service.metrics.router import STREAM_ABOVE
-from store.codec import pack_state
-from store.db import Database
-from store.lifecycle import SUCCEEDED
-from store.queue import Queue, flush_records
-from store.spec import JobSpec
-from tests.conftest import make_settings, run_worker
+from tests.conftest import make_settings, run_worker, synthetic_job
 from tests.service.helpers import LINE, submit
 
 # --- reading metrics back -------------------------------------------------------------------
@@ -146,25 +140,9 @@ N = STREAM_ABOVE * 2 + 1234
 
 @pytest.fixture
 def long_job(db_url, client):
-    """A job that finished with N synthetic points, written through the worker's flush path
-    (records → blocks → chunks of 1,000 → fenced flushes) without training anything."""
-    settings = make_settings(db_url)
-    db = Database(db_url, settings)
-    try:
-        with db.write_session() as session:
-            spec = JobSpec.model_validate({**TINY, "iterations": N})
-            job_id = jobs_service.submit(session, spec, settings)[0].id
-        queue = Queue(db, settings, "test")
-        claim = queue.claim()
-        assert claim is not None and claim.job_id == job_id
-        loss = np.abs(np.random.default_rng(0).standard_normal(N)).cumsum()[::-1] / N
-        records = [(i, float(v), float(v), 0.0, 0.5, 0.75) for i, v in enumerate(loss.tolist())]
-        params = {"W": np.zeros((2, 3)), "b": np.zeros(3)}
-        state = pack_state({"iteration": 0, "params": params, "velocity": {}})
-        flush_records(queue, claim, records, state, finish=SUCCEEDED)
-    finally:
-        db.dispose()
-    return job_id
+    """A job that finished with N synthetic points (see ``tests.conftest.synthetic_job``)."""
+    loss = np.abs(np.random.default_rng(0).standard_normal(N)).cumsum()[::-1] / N
+    return synthetic_job(db_url, loss.tolist())
 
 
 def pieces(client, job_id: str, fmt: str) -> list:
