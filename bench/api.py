@@ -11,13 +11,22 @@ import subprocess
 from bench import readpaths
 from bench.context import TINY, Context
 from bench.report import Row, at_least, at_most, info, ratio
-from gradlab.procs import cpu_seconds
+from gradlab.procs import children, cpu_seconds
 
 # --- GET /v1/jobs/{id} (issue 5) --------------------------------------------------------------
 
 _WRK_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _WRK_COUNT = re.compile(r"(\d+) requests in")
 _WRK_P50 = re.compile(r"50%\s+([\d.]+)(us|ms|s)")
+
+
+def _api_pid(pid: int) -> int:
+    """The process that answers: ``gradlab serve`` supervises its API as a child process
+    (``gradlab api``); a ``bench.serve`` server answers itself."""
+    for child, argv in children(pid).items():
+        if "api" in argv:
+            return child
+    return pid
 
 
 def _wrk(url: str, connections: int, seconds: int, pid: int | None = None) -> dict[str, float]:
@@ -66,7 +75,7 @@ def get_job(ctx: Context, repeats: int = 3, seconds: int = 5) -> list[Row]:
             assert server.proc is not None
             with server.client() as http:
                 job_id = http.get("/v1/jobs?name=bench-get&limit=1").json()["jobs"][0]["id"]
-            urls[path], pids[path] = f"{server.base}/v1/jobs/{job_id}", server.proc.pid
+            urls[path], pids[path] = f"{server.base}/v1/jobs/{job_id}", _api_pid(server.proc.pid)
         for path in paths:
             _wrk(urls[path], 4, 1)  # warm-up: connections opened, statements prepared
         for r in range(repeats):
