@@ -90,21 +90,18 @@ class Job(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_row(cls, row: Any) -> Any:
-        """A job's row as the API shows it: the summary's columns together, the error's
-        ``error_*`` columns as one object (or null)."""
-        if isinstance(row, dict):
-            return row
-        data = {name: getattr(row, name) for name in _COLUMNS}
-        data["tags"] = data["tags"] or {}
-        data["summary"] = {name: data[name] for name in Summary.model_fields}
-        error = {name: data[f"error_{name}"] for name in JobError.model_fields}
-        data["error"] = error if error["type"] is not None else None
-        return data
+        return row if isinstance(row, dict) else _shown(row)
 
     @classmethod
     def view(cls, row: Any) -> dict[str, Any]:
-        """The JSON of a job's row."""
-        return cls.model_validate(row).model_dump(mode="json")
+        """The JSON of a job's row, by this class's fields: each read from its column (or
+        alias), the times as ISO strings. Rows were valid when stored, so nothing is
+        validated again: that would cost the hottest read a third of its time."""
+        data = _shown(row)
+        out = {name: data[source] for name, source in _VIEW}
+        for name in _TIMES:
+            out[name] = iso(out[name])
+        return out
 
 
 class JobList(BaseModel):
@@ -170,3 +167,22 @@ class Parameters(BaseModel):
     iteration: int = Field(description="The iteration these parameters would start from.")
     parameters: dict[str, Any] = Field(description="Name → nested lists.")
     shapes: dict[str, list[int]]
+
+
+_VIEW = tuple(
+    (name, field.validation_alias if isinstance(field.validation_alias, str) else name)
+    for name, field in Job.model_fields.items()
+)
+_TIMES = tuple(name for name, f in Job.model_fields.items() if "datetime" in repr(f.annotation))
+"""The fields shown as ISO strings (``UtcTime``)."""
+
+
+def _shown(row: Any) -> dict[str, Any]:
+    """A job's row as the API shows it: the summary's columns together, the error's
+    ``error_*`` columns as one object (or null)."""
+    data = {name: getattr(row, name) for name in _COLUMNS}
+    data["tags"] = data["tags"] or {}
+    data["summary"] = {name: data[name] for name in Summary.model_fields}
+    error = {name: data[f"error_{name}"] for name in JobError.model_fields}
+    data["error"] = error if error["type"] is not None else None
+    return data

@@ -371,3 +371,27 @@ def test_reusing_a_key_for_a_different_spec_is_refused(client):
     assert r.status_code == 422
     assert r.json()["detail"][0]["field"] == "header:Idempotency-Key"
     assert len(client.get("/v1/jobs").json()["jobs"]) == 1
+
+
+def test_a_jobs_view_is_what_its_schema_validates_it_to(client, drain, settings):
+    """``schemas.Job.view`` reads a row by the schema's own fields without validating it:
+    the same JSON that validating the row against ``schemas.Job`` gives."""
+    from service.jobs import repository, schemas
+    from store.db import Database
+
+    job_id = submit(client, {**LINE, "iterations": 3})["id"]
+    failing = {**LINE, "optimizer": {"kind": "gd", "learning_rate": 1e6}, "iterations": 50}
+    failed_id = submit(client, failing)["id"]
+    drain()
+    db = Database(settings.database_url, settings)
+    try:
+        with db.read_session() as session:
+            for row in (
+                repository.get_job(session, job_id),
+                repository.get_job(session, failed_id),
+            ):
+                expected = schemas.Job.model_validate(row).model_dump(mode="json")
+                assert schemas.Job.view(row) == expected
+        assert client.get(f"/v1/jobs/{failed_id}").json()["error"]["type"] == "diverged"
+    finally:
+        db.dispose()
