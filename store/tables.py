@@ -67,10 +67,40 @@ def new_id() -> str:
         return f"{ms:012x}{_id_counter:04x}{os.urandom(8).hex()}"
 
 
-class Sweep(Base):
-    __tablename__ = "sweeps"
+LOCAL_USER = "local"
+"""The one account of ``GRADLAB_AUTH=off``, and the owner of everything made before accounts."""
+
+
+class User(Base):
+    """An account: ``role`` is one of ``store.accounts.Role`` (admin, instructor, student)."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """One API token of an account, stored only as the SHA-256 of the token itself."""
+
+    __tablename__ = "api_tokens"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+    __table_args__ = (Index("ix_sweeps_owner_id", "owner", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str] = mapped_column(
+        ForeignKey("users.name"), default=LOCAL_USER, server_default=LOCAL_USER
+    )
     name: Mapped[str | None] = mapped_column(String(200))
     base: Mapped[dict] = mapped_column(JSONType)
     grid: Mapped[dict] = mapped_column(JSONType)
@@ -84,9 +114,14 @@ class Job(Base):
         Index("ix_jobs_status_lease_expires_at", "status", "lease_expires_at"),
         Index("ix_jobs_name_id", "name", "id"),
         Index("ix_jobs_model_kind_id", "model_kind", "id"),
+        Index("ix_jobs_owner_id", "owner", "id"),
+        Index("ix_jobs_owner_status", "owner", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str] = mapped_column(
+        ForeignKey("users.name"), default=LOCAL_USER, server_default=LOCAL_USER
+    )
     name: Mapped[str | None] = mapped_column(String(200))
     tags: Mapped[dict] = mapped_column(JSONType, default=dict)
     status: Mapped[str] = mapped_column(String(16))  # store.lifecycle.Status
