@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
-from . import catalog
+from . import catalog, taylor
 
 FLOAT = 8  # bytes of a float64
 JSON_NUMBER = 32  # bytes Python holds per number of parsed JSON (a float object and its slot)
@@ -124,13 +124,16 @@ def check_evaluations(
     max_coordinates: int | None,
     references: Sequence[str],
 ) -> int:
-    """Loss evaluations the job's gradient checks make in all: two (±epsilon) per checked
-    coordinate of each tensor, at each checked iteration, for the numeric reference (an
-    autograd reference costs one backward pass, which is not counted)."""
-    if "numeric" not in references:
-        return 0
-    per_check = sum(
-        2 * (_size(s) if max_coordinates is None else min(max_coordinates, _size(s)))
-        for s in param_shapes.values()
-    )
+    """Loss evaluations the job's gradient checks make in all, at each checked iteration:
+    for the numeric reference two (±epsilon) per checked coordinate of each tensor; for the
+    Taylor test one at θ and one per step (``taylor.STEPS``). An autograd reference costs one
+    backward pass, which is not counted."""
+    per_check = 0
+    if "numeric" in references:
+        per_check += sum(
+            2 * (_size(s) if max_coordinates is None else min(max_coordinates, _size(s)))
+            for s in param_shapes.values()
+        )
+    if "taylor" in references:
+        per_check += 1 + len(taylor.STEPS)
     return per_check * check_iterations(iterations, every)

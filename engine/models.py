@@ -128,6 +128,20 @@ class Model:
         """Parameter names and shapes in order: W, b or W1, b1, …, WL, bL."""
         return dict(self._shapes)
 
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        """The tensors L2 applies to: the weight matrices W (or W1 … WL), never the biases."""
+        return self._weights
+
+    def reg_grads(self, params: Mapping[str, np.ndarray], l2: float) -> dict[str, np.ndarray]:
+        """The gradient of the L2 term 0.5·l2·Σ‖W‖² alone: l2·W for each weight, zeros for
+        each bias (the part :meth:`loss_and_grads` adds to every dW), in ``param_shapes``
+        order.  The diagnosis of a student's gradient subtracts it to see the data part."""
+        return {
+            name: l2 * params[name] if name in self._weights else np.zeros(shape)
+            for name, shape in self._shapes.items()
+        }
+
     def init_params(
         self,
         init: str = "random",
@@ -271,8 +285,15 @@ class Model:
             buf = workspace[(key, shape)] = np.empty(shape)
         return buf
 
-    def _scores(self, params: Mapping[str, np.ndarray], X: np.ndarray) -> tuple[np.ndarray, list]:
-        """Forward through every layer.  X: (m, n) -> scores: (m, n_outputs), caches."""
+    def _scores(
+        self,
+        params: Mapping[str, np.ndarray],
+        X: np.ndarray,
+        pattern: Sequence[np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, list]:
+        """Forward through every layer.  X: (m, n) -> scores: (m, n_outputs), caches.
+        With a ReLU ``pattern`` (:meth:`relu_pattern`) each hidden layer is its
+        pre-activation times that fixed 0/1 mask instead of relu of it."""
         caches = []
         h = X
         m = X.shape[0]
@@ -280,7 +301,10 @@ class Model:
             W = params[Wn]
             buf = self._buffer(("h", layer), (m, W.shape[1]))
             a, affine_cache = affine_forward(h, W, params[bn], out=buf)
-            h, act_cache = self._act_forward(a, out=a)
+            if pattern is not None:
+                h, act_cache = np.multiply(a, pattern[layer], out=a), None
+            else:
+                h, act_cache = self._act_forward(a, out=a)
             caches.append((affine_cache, act_cache))
         Wn, bn = self._out
         scores, affine_cache = affine_forward(h, params[Wn], params[bn])
@@ -343,26 +367,62 @@ class Model:
         return Loss(data_loss + reg_loss, data_loss, reg_loss, accuracy), grads
 
     def loss(
-        self, params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray, l2: float
+        self,
+        params: Mapping[str, np.ndarray],
+        X: np.ndarray,
+        y: np.ndarray,
+        l2: float,
+        *,
+        pattern: Sequence[np.ndarray] | None = None,
     ) -> float:
-        """The total loss at ``params`` (forward pass only)."""
-        scores, _ = self._scores(params, X)
+        """The total loss at ``params`` (forward pass only); with a ReLU ``pattern``, the
+        smooth piece of it that has those units on (see :meth:`relu_pattern`)."""
+        scores, _ = self._scores(params, X, pattern)
         data_loss, _, _ = self._head_loss(scores, y)
         return data_loss + self._reg_loss(params, l2)
 
+    def relu_pattern(
+        self, params: Mapping[str, np.ndarray], X: np.ndarray
+    ) -> list[np.ndarray] | None:
+        """Which ReLU units are on at ``params``: per hidden layer an (m, h) 0/1 array, 1
+        where the pre-activation is > 0 (the convention of the backward pass); None unless
+        the model has ReLU layers.
+
+        A ReLU network's loss is smooth on each piece of fixed pattern, and its gradient at
+        ``params`` is the gradient of that piece (``loss(…, pattern=…)``): the Taylor test
+        walks along the piece so that the thousands of kinks near any point of a 2-layer net
+        do not drown its h² remainder."""
+        if self.activation != "relu":
+            return None
+        masks = []
+        h = X
+        for Wn, bn in self._hidden:
+            a, _ = affine_forward(h, params[Wn], params[bn])
+            mask = np.greater(a, 0.0).astype(np.float64)
+            masks.append(mask)
+            h = a * mask
+        return masks
+
     def kinks(
-        self, params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray
+        self,
+        params: Mapping[str, np.ndarray],
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        pattern: Sequence[np.ndarray] | None = None,
     ) -> np.ndarray | None:
         """A signature of the nondifferentiable pieces at ``params``, or None if smooth.
 
         Which side of zero every ReLU pre-activation is on (a byte each) and, for mae or
-        huber, the sign of the residual ŷ − y (or of |ŷ − y| − delta), concatenated.  Two
+        huber, the sign of the residual ŷ − y (or of |ŷ − y| − delta), concatenated (with a
+        ReLU ``pattern``, the loss's signs alone, through the fixed-pattern layers).  Two
         parameter vectors with different signatures lie on different sides of a kink, so a
         central difference between them is not a derivative.  The hidden layers are
         recomputed in scratch buffers: a gradient check calls this twice per coordinate.
         """
         kink = catalog.LOSSES[self.loss_name].kink
-        if self.activation != "relu" and kink is None:
+        relu = self.activation == "relu" and pattern is None
+        if not relu and kink is None:
             return None
         parts = []
         h = X
@@ -370,9 +430,12 @@ class Model:
             W = params[Wn]
             buf = self._buffer(("kinks", layer), (X.shape[0], W.shape[1]))
             a, _ = affine_forward(h, W, params[bn], out=buf)
-            if self.activation == "relu":
+            if relu:
                 parts.append(np.greater(a, 0.0).view(np.int8).ravel())
-            h, _ = self._act_forward(a, out=a)
+            if pattern is not None:
+                h = np.multiply(a, pattern[layer], out=a)
+            else:
+                h, _ = self._act_forward(a, out=a)
         if kink is not None:  # |r| = 0 (mae) or |r| = delta (huber)
             Wn, bn = self._out
             r = (h @ params[Wn] + params[bn]).ravel() - y

@@ -264,7 +264,7 @@ InitSpec = Annotated[
 
 # --- gradient checks -----------------------------------------------------------------------
 
-Reference = Literal["numeric", "torch"]
+Reference = Literal["numeric", "torch", "taylor"]
 
 
 class GradientCheckSpec(BaseModel):
@@ -288,9 +288,10 @@ class GradientCheckSpec(BaseModel):
     )
     references: list[Reference] = Field(
         default_factory=lambda: list[Reference](["numeric"]),
-        max_length=2,
-        description="numeric: central differences; torch: PyTorch autograd when installed. "
-        "An empty list turns checks off.",
+        max_length=len(get_args(Reference)),
+        description="numeric: central differences; torch: PyTorch autograd when installed; "
+        "taylor: the Taylor test, the first-order remainder along a seeded random direction "
+        "shrinking as h² (an epsilon-free check). An empty list turns checks off.",
     )
 
 

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from engine import DivergedError, EngineError, Trainer, gradient_check
+from engine import DivergedError, EngineError, GradientCheck, Trainer, gradient_check
+from engine.taylor import TaylorCheck, model_taylor_test
 from store.build import build
 from store.chunks import Col, chunk_row, extremes, records_block
 from store.codec import pack_state, unpack_state
@@ -173,21 +174,26 @@ class JobRun:
         self, i: int, references: Sequence[str], options: GradientCheckSpec
     ) -> list[dict[str, Any]]:
         Xb, yb = self.trainer.batch
+        model, params, l2 = self.built.model, self.trainer.params, self.built.l2
         out = []
         for reference in references:
-            check = gradient_check(
-                self.built.model,
-                self.trainer.params,
-                Xb,
-                yb,
-                self.built.l2,
-                reference=reference,
-                epsilon=options.epsilon,
-                rtol=options.rtol,
-                atol=options.atol,
-                max_coordinates=options.max_coordinates,
-                seed=i,
-            )
+            check: GradientCheck | TaylorCheck
+            if reference == "taylor":  # on the model's own gradient, v seeded by iteration
+                check = model_taylor_test(model, params, Xb, yb, l2, seed=i)
+            else:
+                check = gradient_check(
+                    model,
+                    params,
+                    Xb,
+                    yb,
+                    l2,
+                    reference=reference,
+                    epsilon=options.epsilon,
+                    rtol=options.rtol,
+                    atol=options.atol,
+                    max_coordinates=options.max_coordinates,
+                    seed=i,
+                )
             result = {"iteration": i, **check.to_dict()}
             if result["passed"] is not None:
                 self.checks_passed = bool(result["passed"]) and self.checks_passed is not False

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from store import status as lifecycle_status
+from store.spec import Reference
 from store.tables import Job as JobRow
 
 
@@ -147,16 +148,37 @@ class TensorCheck(BaseModel):
 
 
 class Check(BaseModel):
+    """One check. A Taylor test (``reference: taylor``) has no epsilon, tolerances or
+    per-tensor entries; it has the ``steps``, their ``residuals`` and the fitted ``slope``."""
+
     iteration: int
-    reference: Literal["numeric", "torch"]
+    reference: Reference
     epsilon: float | None
-    rtol: float
-    atol: float
+    rtol: float | None = Field(description="null for the Taylor test.")
+    atol: float | None = Field(description="null for the Taylor test.")
     available: bool
     reason: str | None
     passed: bool | None
     max_relative_error: float | None
     parameters: dict[str, TensorCheck]
+    seed: int | None = Field(None, description="Taylor: the seed of the direction v.")
+    steps: list[float] | None = Field(None, description="Taylor: the steps h, largest first.")
+    residuals: list[float | None] | None = Field(
+        None, description="Taylor: |L(θ+hv) − L(θ) − h·⟨g, v⟩| at each step."
+    )
+    used: list[bool] | None = Field(
+        None, description="Taylor: the steps the slope was fitted over (above rounding)."
+    )
+    kinks: list[bool] | None = Field(
+        None, description="Taylor: the steps that crossed a kink of the loss (set aside)."
+    )
+    rates: list[float | None] | None = Field(
+        None, description="Taylor: the slopes between consecutive used steps."
+    )
+    slope: float | None = Field(
+        None, description="Taylor: log-log slope of the residuals (2 right, 1 wrong)."
+    )
+    min_slope: float | None = Field(None, description="Taylor: passed when slope ≥ this.")
 
 
 class Checks(BaseModel):
