@@ -106,7 +106,7 @@ def check_gradients(
         tensors[name] = {**figures, "passed": passed, "diagnosis": diagnosis.to_dict()}
 
     loss_answer: dict[str, Any] = {
-        "reference": loss.loss,
+        "reference": float(loss.loss),
         "yours": None,
         "relative_error": None,
         "passed": None,

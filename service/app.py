@@ -15,6 +15,7 @@ from service.deps import refuse_nul
 from service.errors import install_handlers
 from service.events.router import router as events_router
 from service.events.streams import Streams
+from service.gradchecks.router import router as gradchecks_router
 from service.jobs.router import router as jobs_router
 from service.metrics.router import router as metrics_router
 from service.plots.renderers import Renderers
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(events_router)
     app.include_router(sweeps_router)
+    app.include_router(gradchecks_router)
     app.include_router(plots_router)
     app.include_router(dashboard_router)
     return app

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Loss evaluations a job's gradient checks may make in all; more is a 422.",
     )
+    max_gradient_check_work: int = Field(
+        20_000_000,
+        ge=1,
+        description="POST /v1/gradient-checks: the largest rows × parameters one call may "
+        "compute with (it runs in the API process); more is a 422.",
+    )
     max_sweep_jobs: int = Field(256, ge=1, description="Largest grid a sweep may expand to.")
     flush_iterations: int = Field(
         1_000, ge=1, description="A worker writes its buffered points after this many iterations"
