@@ -85,7 +85,7 @@ class JobEvents:
             async for event in self._events(tail):
                 yield event
         finally:
-            await self.streams.tails.leave(tail)
+            self.streams.tails.leave(tail)
 
     async def _events(self, tail: Tail) -> AsyncIterator[dict[str, str] | bytes]:
         last_status: tuple[Any, ...] | None = None

@@ -126,17 +126,25 @@ class Tail:
         self.error: BaseException | None = None
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        """Polling, and not told to stop."""
+        return self._task is not None and not self._task.done() and not self._stopped
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def stop(self) -> None:
+    def cancel(self) -> None:
+        """Stop polling (at the poller's next await)."""
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
+
+    async def stop(self) -> None:
+        self.cancel()
+        if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
@@ -220,15 +228,17 @@ class Tails:
         tail.refs += 1
         return tail
 
-    async def leave(self, tail: Tail) -> None:
-        """Give a hold on ``tail`` back; the last one stops its poller."""
+    def leave(self, tail: Tail) -> None:
+        """Give a hold on ``tail`` back; the last one stops its poller. Synchronous: a stream
+        leaves from its ``finally``, often while being cancelled, where an await would not
+        get to run."""
         tail.refs -= 1
         if tail.refs > 0:
             return
         key = (tail.job_id, tail.interval)
         if self.tails.get(key) is tail:
             del self.tails[key]
-        await tail.stop()
+        tail.cancel()
 
     async def aclose(self) -> None:
         for tail in list(self.tails.values()):
