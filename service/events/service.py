@@ -1,7 +1,8 @@
 """A job's live event stream: new points, new gradient checks, status changes, the end.
 
-The stream polls the database (workers are other processes, possibly on other machines) and
-sends only what is new since the client's cursor. The cursor travels as every event's id,
+The job's tail (:mod:`service.events.tail`) polls the database for all of its streams (workers
+are other processes, possibly on other machines); each stream sends only what is new since
+its client's cursor. The cursor travels as every event's id,
 ``p<next iteration>-c<checks sent>``, so a client that reconnects with ``Last-Event-ID``
 resumes exactly where it stopped: no gaps, no repeats. Each event is produced only after the
 previous one was sent, so a stalled client holds the stream back instead of filling a buffer.
@@ -12,24 +13,18 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-import anyio
-import numpy as np
 import orjson
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.events.streams import Streams
-from service.jobs import repository as jobs_repo
-from service.jobs.service import job_view
+from service.events.streams import Recent, Streams
+from service.events.tail import MAX_POINTS_PER_EVENT, Points, Tail, encode_points
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
-from store.chunks import COLUMNS, Col
 from store.status import TERMINAL
-from store.tables import GradientCheck
 
-MAX_POINTS_PER_EVENT = 10_000
 _CURSOR = re.compile(r"^p(\d{1,12})-c(\d{1,9})$")
 
 
@@ -52,66 +47,52 @@ def _event(kind: str, cursor: Cursor, data: Any) -> dict[str, str]:
     return {"event": kind, "id": str(cursor), "data": orjson.dumps(data).decode()}
 
 
-def _block_columns(block: np.ndarray) -> dict[str, list]:
-    columns: dict[str, list] = {"iteration": block[:, Col.ITERATION].astype(np.int64).tolist()}
-    for j, name in enumerate(COLUMNS[1:], start=1):
-        columns[name] = [None if v != v else v for v in block[:, j].tolist()]  # NaN → null
-    return columns
-
-
-@dataclass(frozen=True)
-class Points:
-    """A metrics event's payload, encoded: ``{first, last, columns}``."""
-
-    last: int
-    data: bytes  # one line of JSON
-
-
-def _points(block: np.ndarray) -> Points:
-    first, last = int(block[0, Col.ITERATION]), int(block[-1, Col.ITERATION])
-    payload = {"first": first, "last": last, "columns": _block_columns(block)}
-    return Points(last, orjson.dumps(payload))
+def _read_points(
+    recent: Recent, job_id: str, start: int, end: int, session: Session
+) -> Points | None:
+    """The stored points in ``[start, end]``, encoded; each range is read and encoded once
+    for every stream of the job asking for it (streams catching up from one place)."""
+    key = (job_id, start, end)
+    points = recent.get(key)
+    if points is None:
+        conn = session.connection()
+        block = metrics_service.read_all(conn, job_id, metrics_repo.span(conn, job_id, start, end))
+        points = encode_points(block) if len(block) else None
+        recent.put(key, points)
+    return points
 
 
 class JobEvents:
-    """The events of one job from one cursor on."""
+    """The events of one job from one cursor on, sent from the job's shared tail."""
 
     def __init__(self, streams: Streams, job_id: str, cursor: Cursor, interval: float) -> None:
         self.streams, self.job_id, self.cursor, self.interval = streams, job_id, cursor, interval
 
-    def _poll(self, session: Session) -> tuple[dict[str, Any] | None, Points | None, list[Any]]:
-        """The job, the points after the cursor (up to a cap, encoded), and the checks after
-        it. Points are encoded once for every stream of the job asking for the same range."""
-        job = jobs_repo.get_job(session, self.job_id)
-        if job is None:
-            return None, None, []
-        view = job_view(job)
-        checks = list(
-            session.scalars(
-                select(GradientCheck.result)
-                .where(GradientCheck.job_id == self.job_id)
-                .order_by(GradientCheck.iteration, GradientCheck.reference)
-                .offset(self.cursor.checks)
-            )
-        )
-        start, points = self.cursor.points, None
-        if view["iterations_done"] > start:
-            end = min(view["iterations_done"], start + MAX_POINTS_PER_EVENT) - 1
-            key = (self.job_id, start, end)
-            points = self.streams.recent.get(key)
-            if points is None:
-                conn = session.connection()
-                block = metrics_service.read_all(
-                    conn, self.job_id, metrics_repo.span(conn, self.job_id, start, end)
-                )
-                points = _points(block) if len(block) else None
-                self.streams.recent.put(key, points)
-        return view, points, checks
+    async def _next_points(self, tail: Tail) -> Points | None:
+        """The block at the cursor: the tail's, or read for this stream alone when the
+        tail's window does not start there (it is behind, or between two blocks)."""
+        start = self.cursor.points
+        block = tail.block_at(start)
+        if block is None:
+            end = min(tail.boundary_after(start), start + MAX_POINTS_PER_EVENT) - 1
+            read = partial(_read_points, self.streams.recent, self.job_id, start, end)
+            block = await self.streams.read(read)
+        return block
 
     async def __aiter__(self) -> AsyncIterator[dict[str, str] | bytes]:
+        tail = self.streams.tails.join(self.job_id, self.interval)
+        try:
+            async for event in self._events(tail):
+                yield event
+        finally:
+            self.streams.tails.leave(tail)
+
+    async def _events(self, tail: Tail) -> AsyncIterator[dict[str, str] | bytes]:
         last_status: tuple[Any, ...] | None = None
+        seen = 0
         while True:
-            view, points, checks = await self.streams.read(self._poll)
+            await tail.changed(seen)
+            seen, view = tail.version, tail.view
             if view is None:
                 yield _event("end", self.cursor, {"id": self.job_id, "status": "deleted"})
                 return
@@ -119,24 +100,21 @@ class JobEvents:
             if status != last_status:
                 last_status = status
                 yield _event("status", self.cursor, view)
-            if points is not None:
+            while True:
+                for check in tail.checks[self.cursor.checks :]:
+                    if check["iteration"] >= self.cursor.points:
+                        break  # its point is not sent yet
+                    self.cursor.checks += 1
+                    yield _event("check", self.cursor, check)
+                if self.cursor.points >= tail.frontier:
+                    break
+                points = await self._next_points(tail)
+                if points is None:
+                    break  # not stored yet: the tail's next poll tells
                 self.cursor.points = points.last + 1
-                # Framed here, not by sse-starlette, whose encoder splits the megabyte of
-                # data into lines on the event loop, for every stream again.
-                yield b"event: metrics\r\nid: %s\r\ndata: %s\r\n\r\n" % (
-                    str(self.cursor).encode(),
-                    points.data,
-                )
-            pending = len(checks)
-            for check in checks:
-                if check["iteration"] >= self.cursor.points:
-                    break  # its point is not sent yet (PostgreSQL reads it after the points)
-                self.cursor.checks += 1
-                pending -= 1
-                yield _event("check", self.cursor, check)
+                yield points.frame(self.cursor.checks)
+            pending = len(tail.checks) > self.cursor.checks
             caught_up = self.cursor.points >= view["iterations_done"] and not pending
             if view["status"] in TERMINAL and caught_up:
                 yield _event("end", self.cursor, view)
                 return
-            if caught_up or points is None:  # more to send right away only after a full event
-                await anyio.sleep(self.interval)

@@ -4,7 +4,8 @@ Every stream takes a slot before it starts: at most ``max_streams_per_client`` p
 address (beyond that 429 ``too_many_streams``) and ``max_streams`` in all (503
 ``streams_full``), both with ``Retry-After``. A stream holds no threadpool thread while it
 waits or reads: on SQLite its reads run in a small executor of its own (a read is a few
-short indexed lookups), on PostgreSQL on the async psycopg driver, on the event loop.
+short indexed lookups), on PostgreSQL on the async psycopg driver, on the event loop. The
+streams of one job share one poller (:mod:`service.events.tail`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.orm import Session
 
 from service.errors import Busy
+from service.events.tail import Polled, Tails, poll_job
 from store.db import Database
 from store.settings import Settings
 
@@ -61,6 +64,7 @@ class Streams:
         self.db = db
         self.open: Counter[str] = Counter()
         self.recent = Recent()
+        self.tails = Tails(self._poll)
         self._executor: ThreadPoolExecutor | None = None
         self._async: AsyncEngine | None = None
 
@@ -107,11 +111,15 @@ class Streams:
         async with AsyncSession(self._async) as session:
             return await session.run_sync(fn)
 
+    async def _poll(self, job_id: str, frontier: int | None, checks_known: int) -> Polled:
+        return await self.read(partial(poll_job, job_id, frontier, checks_known))
+
     def _read_sync(self, fn: Callable[[Session], T]) -> T:
         with self.db.read_session() as session:
             return fn(session)
 
     async def aclose(self) -> None:
+        await self.tails.aclose()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._async is not None:

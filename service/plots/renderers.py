@@ -8,13 +8,17 @@ for them; one more is refused at once with 503 ``plots_busy`` and ``Retry-After`
 waits on the event loop, holding no thread.
 
 The processes fork from a forkserver that has imported matplotlib once (never from the API
-process, whose threads may hold locks), and start with the first plot.
+process, whose threads may hold locks), and start with the first plot. They run at a lower
+CPU priority (``nice`` +10): on a small machine a burst of renders would otherwise take the
+cores from the API process, and every other request would wait behind the drawings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -24,8 +28,15 @@ from service.errors import Busy
 from store.settings import Settings
 
 RETRY_AFTER = 2  # seconds: a few renders' time
+NICENESS = 10  # how much lower than the API's the renderers' CPU priority is
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["service.plots.render", "service.plots.fit"])
+
+
+def _lower_priority() -> None:
+    """The renderer processes' initializer: yield the CPU to the API process."""
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
 
 
 class Renderers:
@@ -55,7 +66,9 @@ class Renderers:
     async def render(self, draw: Callable[..., bytes], *args: Any) -> bytes:
         """``draw(*args)`` in a renderer process: the image's bytes."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.size, mp_context=_CONTEXT)
+            self._pool = ProcessPoolExecutor(
+                self.size, mp_context=_CONTEXT, initializer=_lower_priority
+            )
         return await asyncio.wrap_future(self._pool.submit(draw, *args))
 
     def close(self) -> None:

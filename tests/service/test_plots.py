@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import os
 from concurrent.futures import ThreadPoolExecutor
 from xml.etree import ElementTree
 
@@ -256,3 +257,17 @@ def test_the_same_data_gives_the_same_bytes_even_from_many_threads_at_once():
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(draw, range(8)))
     assert results == expected * 4
+
+
+def test_plots_render_at_a_lower_cpu_priority_than_the_api(client):
+    """A burst of renders must leave the API process its core: the renderer processes run
+    ``NICENESS`` lower (as far as the kernel allows)."""
+    from service.plots.renderers import NICENESS
+
+    job_id = submit(client, SPECS["mlp_spiral"])
+    assert_png(client.get(f"/v1/jobs/{job_id}/plots/loss.png"), (450, 750))
+    pool = client.app.state.renderers._pool
+    assert pool is not None and pool._processes
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    for pid in pool._processes:
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(ours + NICENESS, 19)
