@@ -5,9 +5,10 @@ script or drawn as HTML) and a Content-Security-Policy with ``frame-ancestors 'n
 other page frames the dashboard to trick a click). The dashboard's policy allows only its own
 scripts, styles, images and API calls — no inline script or style, no ``eval``, nothing from
 elsewhere — so even a name that slipped past its text-only rendering could not run. Answers
-that are data (JSON, CSV, the SVG and PNG plots) get ``default-src 'none'``: an SVG opened in
-a tab of its own runs nothing. Swagger UI and ReDoc (``/docs``, ``/redoc``) load their
-scripts from a CDN and inline, as FastAPI serves them, so they get only ``frame-ancestors``.
+that are data (JSON, CSV, the SVG and PNG plots) get ``default-src 'none'`` (but for the
+plots' own inline styles and embedded images): an SVG opened in a tab of its own runs
+nothing. Swagger UI and ReDoc (``/docs``, ``/redoc``) load their scripts from a CDN and
+inline, as FastAPI serves them, so they get only ``frame-ancestors``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ DASHBOARD_CSP = (
     "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-DATA_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+# matplotlib's SVGs carry a <style> element and embed their rasters as data: images
+DATA_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; sandbox"
+)
 DOCS_CSP = "frame-ancestors 'none'"
 DOCS_PATHS = ("/docs", "/redoc")  # and /docs/oauth2-redirect
 
