@@ -42,14 +42,16 @@ def test_a_foreign_host_is_refused_and_every_request_is_logged_once(sqlite_url, 
         assert job.status_code == 404
     lines = access_lines(log)
     shapes = [(x["user"], x["method"], x["route"], x["status"]) for x in lines]
-    readyz = [s for s in shapes if s[2] == "/readyz"]
-    assert readyz and shapes[len(readyz) :] == [
+    # A line is written when its answer is done, which a loaded machine may let the next
+    # request's overtake: compare them as a multiset.
+    assert sorted(s for s in shapes if s[2] != "/readyz") == sorted([
         ("-", "GET", "-", "400"),
         ("-", "POST", "-", "400"),
         ("-", "GET", "/v1/jobs", "200"),
         ("-", "GET", "/", "200"),
         ("-", "GET", "/v1/jobs/{job_id}", "404"),
-    ]
+    ])  # fmt: skip
+    assert ("-", "GET", "/readyz", "200") in shapes
     text = log.read_text()
     assert "s3cret-token" not in text and "0123" not in text
     assert '"GET /v1/jobs HTTP/1.1"' not in text  # uvicorn's own access log stays off
