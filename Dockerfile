@@ -4,7 +4,10 @@
 # docker-compose.yml runs it against PostgreSQL with separate worker containers.
 FROM python:3.11-slim
 
+# A container listens on 0.0.0.0, reachable from the network: accounts and tokens are on
+# (`gradlab serve` refuses a non-loopback address with GRADLAB_AUTH=off).
 ENV PYTHONUNBUFFERED=1 \
+    GRADLAB_AUTH=required \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1

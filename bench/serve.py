@@ -10,6 +10,7 @@ import uvicorn
 
 import migrations as migrate
 from bench import readpaths
+from gradlab.cli import configure_logging
 from service.app import create_app
 from store.settings import Settings
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, choices=[0], default=0, help="always 0")
     parser.add_argument("--reader", choices=list(readpaths.READERS), default="fast")
     args = parser.parse_args(argv)
+    configure_logging()  # the access log on, as in `gradlab serve`, so the servers compare fairly
     settings = Settings()
     migrate.upgrade(settings.database_url)
     app = create_app(settings)
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         app,
         host=args.host,
         port=args.port,
-        access_log=False,
+        access_log=False,  # the app's own access log (gradlab.access) instead
         log_level="info",
         timeout_graceful_shutdown=5,
     )

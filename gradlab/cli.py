@@ -22,7 +22,8 @@ app = typer.Typer(
 )
 
 
-def _logging() -> None:
+def configure_logging() -> None:
+    """INFO and up to stderr, one line each: how every gradlab process logs."""
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -37,26 +38,38 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=0, help="Worker processes to start (0: API only).")
     ] = 1,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="One line per request on the gradlab.access logger.")
+    ] = True,
+    allow_unauthenticated: Annotated[
+        bool,
+        typer.Option(help="With GRADLAB_AUTH=off, listen on a non-loopback --host anyway."),
+    ] = False,
 ) -> None:
     """Migrate the database, start the workers and serve the API (Swagger UI at /docs)."""
+    from gradlab.serve import refusal
     from gradlab.serve import serve as run
     from store.settings import Settings
 
-    _logging()
-    run(host, port, workers, Settings(), access_log=access_log)
+    settings = Settings()
+    why = refusal(host, settings, allow_unauthenticated)
+    if why is not None:
+        typer.echo(why, err=True)
+        raise typer.Exit(2)
+    configure_logging()
+    run(host, port, workers, settings, access_log=access_log)
 
 
 @app.command(hidden=True)
 def api(
     fd: Annotated[int, typer.Option(help="A listening socket's file descriptor.")],
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
 ) -> None:
     """Serve the API alone on an inherited socket: the API process of `gradlab serve`."""
     from gradlab.serve import serve_api
     from store.settings import Settings
 
-    _logging()
+    configure_logging()
     serve_api(fd, Settings(), access_log=access_log)
 
 
@@ -69,7 +82,7 @@ def worker(
     from store.settings import Settings
     from worker.main import Worker
 
-    _logging()
+    configure_logging()
     w = Worker(Settings(), worker_id=worker_id, burst=burst)
     w.install_signal_handlers()
     raise typer.Exit(w.run())

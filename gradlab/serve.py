@@ -13,6 +13,7 @@ which hurry their hand-back. The process exits 0.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ import uvicorn
 import migrations as migrate
 from service.app import create_app
 from service.events.response import expose_abort
-from store.settings import Settings
+from store.settings import Settings, comma_list, host_name
 
 log = logging.getLogger("gradlab.serve")
 
@@ -45,6 +46,49 @@ def _term_when_parent_dies() -> None:
 
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses ``host`` (an address or a name) listens on; none if it does not resolve."""
+    try:
+        return [ipaddress.ip_address(host_name(host))]
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    return [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in found]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` is reachable from this machine alone."""
+    addresses = _addresses(host)
+    return bool(addresses) and all(a.is_loopback for a in addresses)
+
+
+def refusal(host: str, settings: Settings, allow_unauthenticated: bool) -> str | None:
+    """Why ``gradlab serve --host HOST`` must not start (one sentence), or ``None``."""
+    if settings.auth != "off" or allow_unauthenticated or is_loopback(host):
+        return None
+    return (
+        f"gradlab serve: refusing to listen on {host}, which other machines can reach, with "
+        "GRADLAB_AUTH=off (anyone there could read, cancel and delete every job): set "
+        "GRADLAB_AUTH=required, or pass --allow-unauthenticated if the network is yours alone."
+    )
+
+
+def allowed_hosts(host: str, settings: Settings) -> str:
+    """GRADLAB_ALLOWED_HOSTS for the API listening on ``host``: the setting, plus ``host``
+    itself unless it is a wildcard address (0.0.0.0, ::), which names no one host."""
+    names = comma_list(settings.allowed_hosts)
+    try:
+        wildcard = ipaddress.ip_address(host_name(host)).is_unspecified
+    except ValueError:
+        wildcard = False
+    if wildcard or host_name(host) in settings.allowed_host_names:
+        return ",".join(names)
+    return ",".join([*names, host_name(host)])
 
 
 class Child:
@@ -114,9 +158,10 @@ class Supervisor:
         self.sock = socket.create_server((host, port), backlog=2048)
         self.sock.set_inheritable(True)
         env = dict(os.environ, GRADLAB_DATABASE_URL=settings.database_url)
+        api_env = dict(env, GRADLAB_ALLOWED_HOSTS=allowed_hosts(host, settings))
         fd = str(self.sock.fileno())
-        api_args = ["api", "--fd", fd, *(["--access-log"] if access_log else [])]
-        self.api = Child("api", api_args, env, (self.sock.fileno(),))
+        api_args = ["api", "--fd", fd, "--access-log" if access_log else "--no-access-log"]
+        self.api = Child("api", api_args, api_env, (self.sock.fileno(),))
         self.workers = [Child(f"worker {i}", ["worker"], env) for i in range(workers)]
         self.signals = 0
 
@@ -151,7 +196,7 @@ class Supervisor:
         self.sock.close()
 
 
-def serve(host: str, port: int, workers: int, settings: Settings, access_log: bool = False) -> None:
+def serve(host: str, port: int, workers: int, settings: Settings, access_log: bool = True) -> None:
     migrate.upgrade(settings.database_url)
     Supervisor(host, port, workers, settings, access_log).run()
 
@@ -175,12 +220,15 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve_api(fd: int, settings: Settings, access_log: bool = False) -> None:
-    """The API process of ``gradlab serve``: uvicorn on the socket the supervisor bound."""
+def serve_api(fd: int, settings: Settings, access_log: bool = True) -> None:
+    """The API process of ``gradlab serve``: uvicorn on the socket the supervisor bound. The
+    access log is the app's own (``gradlab.access``, with account and route template), so
+    uvicorn's, with raw paths, stays off."""
+    logging.getLogger("gradlab.access").disabled = not access_log
     sock = socket.socket(fileno=fd)
     config = uvicorn.Config(
         expose_abort(create_app(settings)),
-        access_log=access_log,
+        access_log=False,
         log_level="info",
         timeout_graceful_shutdown=5,
     )

@@ -21,6 +21,7 @@ from service.metrics.router import router as metrics_router
 from service.plots.renderers import Renderers
 from service.plots.router import router as plots_router
 from service.sweeps.router import router as sweeps_router
+from service.web import install as install_web_surface
 from store.db import Database
 from store.settings import Settings
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.renderers = Renderers(settings)
     install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    install_web_surface(app, settings)  # outside the body limit: hosts, cross-site, headers, log
     app.include_router(health.router)
     app.include_router(jobs_router)
     app.include_router(catalog_router)

@@ -61,6 +61,22 @@ class Conflict(GradlabError):
     type = "conflict"
 
 
+class HostNotAllowed(GradlabError):
+    """The request's ``Host`` is not a name this server answers to (GRADLAB_ALLOWED_HOSTS):
+    a page that reached it through a rebound DNS name, say."""
+
+    status = 400
+    type = "host_not_allowed"
+
+
+class CrossSiteRefused(GradlabError):
+    """A state-changing request a browser could have sent from another site's page without
+    this server's consent (its ``Origin``, ``Sec-Fetch-Site`` or a form's content type)."""
+
+    status = 403
+    type = "cross_site_refused"
+
+
 class InvalidSpec(GradlabError):
     """The request parsed, but its fields do not fit together or exceed the limits."""
 

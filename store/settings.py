@@ -5,6 +5,8 @@ Every field here is documented in the README's settings table; keep the two in s
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -84,3 +86,40 @@ class Settings(BaseSettings):
     plot_queue: int = Field(
         16, ge=0, description="Plots waiting for a renderer; one more gets 503 with Retry-After."
     )
+    auth: Literal["off", "required"] = Field(
+        "off",
+        description="off: one local user, no login (then `gradlab serve` keeps to loopback "
+        "unless told otherwise); required: every request needs a token.",
+    )
+    allowed_hosts: str = Field(
+        "localhost,127.0.0.1,::1",
+        description="Comma-separated names the API answers to in the Host header (`*.lab.edu` "
+        "for subdomains, `*` for any); any other Host gets 400, which stops DNS rebinding.",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated origins (scheme://host[:port]) that get CORS headers and "
+        "may send state-changing requests from their pages; none by default.",
+    )
+
+    @property
+    def allowed_host_names(self) -> tuple[str, ...]:
+        """``allowed_hosts`` as a list: lower case, IPv6 without its brackets."""
+        return tuple(host_name(h) for h in comma_list(self.allowed_hosts))
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        """``cors_origins`` as a list, as browsers write ``Origin``: lower case, no end slash."""
+        return tuple(o.rstrip("/").lower() for o in comma_list(self.cors_origins))
+
+
+def comma_list(text: str) -> list[str]:
+    """``"a, b,,c"`` → ``["a", "b", "c"]``: how list settings are written in the environment."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def host_name(host: str) -> str:
+    """A host as the allowed-hosts check compares it: lower case, without a trailing dot, an
+    IPv6 address without its brackets (``[::1]`` → ``::1``)."""
+    host = host.strip().lower().rstrip(".")
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host

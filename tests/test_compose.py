@@ -397,3 +397,45 @@ def test_build_context_leaves_out_local_state_but_not_the_source():
         assert any(fnmatch(local, p.removeprefix("**/")) for p in patterns), local
     for needed in ("pyproject.toml", "README.md", "gradlab", "service", "worker", "migrations"):
         assert not any(fnmatch(needed, p) for p in patterns), f".dockerignore drops {needed}"
+
+
+# --- the web surface: who may reach the API in a container --------------------------------
+
+
+def image_environment(image: dict[str, Any]) -> dict[str, str]:
+    """The variables the image's ENV instructions set (``ENV A=1 B=2`` form)."""
+    env: dict[str, str] = {}
+    for keyword, arguments in image["stage"]:
+        if keyword == "ENV":
+            env.update(word.partition("=")[::2] for word in shlex.split(arguments))
+    return env
+
+
+def settings_from(env: dict[str, str | None]) -> Settings:
+    values = {k.removeprefix("GRADLAB_").lower(): v for k, v in env.items() if v is not None}
+    return Settings(**{k: v for k, v in values.items() if k in Settings.model_fields})
+
+
+def test_the_api_may_listen_beyond_loopback_because_it_asks_for_tokens(services, ours, image):
+    """`gradlab serve --host 0.0.0.0` starts only with GRADLAB_AUTH=required (or an explicit
+    --allow-unauthenticated); the compose api and the image's own CMD both must start."""
+    from gradlab.serve import refusal
+
+    baked = image_environment(image)
+    for where, argv, env in (
+        ("service 'api'", ours["api"], {**baked, **environment(services["api"])}),
+        ("the image's CMD", exec_argv(last(image["stage"], "CMD") or "[]"), baked),
+    ):
+        path, params = gradlab_params(argv, where)
+        assert path == ["serve"]
+        why = refusal(params["host"], settings_from(env), params["allow_unauthenticated"])
+        assert why is None, f"{where} would not start: {why}"
+
+
+def test_the_api_answers_to_the_names_it_is_published_under(services):
+    raw = environment(services["api"]).get("GRADLAB_ALLOWED_HOSTS")
+    assert raw, "the api sets no GRADLAB_ALLOWED_HOSTS: say which names the lab reaches it by"
+    # ${GRADLAB_ALLOWED_HOSTS:-default}: the lab sets its own name; the default is loopback.
+    default = re.fullmatch(r"\$\{GRADLAB_ALLOWED_HOSTS:-([^}]*)\}", raw)
+    names = Settings(allowed_hosts=default[1] if default else raw).allowed_host_names
+    assert {"localhost", "127.0.0.1"} <= set(names), names  # the published port, from the host

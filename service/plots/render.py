@@ -31,7 +31,12 @@ MEDIA_TYPES: dict[str, str] = {"png": "image/png", "svg": "image/svg+xml"}
 
 DPI = 100
 _LOCK = threading.Lock()
-_RC: dict[RcKeyType, Any] = {"svg.hashsalt": "gradlab", "svg.fonttype": "path", "font.size": 10}
+_RC: dict[RcKeyType, Any] = {
+    "svg.hashsalt": "gradlab",
+    "svg.fonttype": "path",
+    "font.size": 10,
+    "text.parse_math": False,  # a job named `$x^$` is text, not mathtext that fails to parse
+}
 _METADATA: dict[str, dict[str, Any]] = {"png": {"Software": None}, "svg": {"Date": None}}
 LOSS_COLOR, ACCURACY_COLOR = "#1f77b4", "#ff7f0e"
 ERROR_FLOOR = 1e-16  # relative errors below this (exact zeros too) are drawn at it

@@ -84,7 +84,8 @@ def test_a_client_that_never_reads_is_reset_at_the_send_timeout(sqlite_url, tmp_
         server.client() as http,
         socket.create_connection(("127.0.0.1", server.port)) as stalled,
     ):
-        stalled.sendall(f"GET /v1/jobs/{job_id}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        host = f"127.0.0.1:{server.port}"  # an allowed name
+        stalled.sendall(f"GET /v1/jobs/{job_id}/events HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         started = time.monotonic()
 
         def state() -> int:  # tcpi_state, the first byte of struct tcp_info

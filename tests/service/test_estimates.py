@@ -66,7 +66,9 @@ def test_a_job_over_the_memory_limit_gets_a_422_naming_what_to_shrink(
 
 
 def post_with(db_url: str, spec: dict, **settings):
-    with TestClient(create_app(make_settings(db_url, **settings))) as client:
+    with TestClient(
+        create_app(make_settings(db_url, **settings)), base_url="http://localhost"
+    ) as client:
         return client.post("/v1/jobs", json=spec)
 
 

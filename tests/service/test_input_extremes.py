@@ -91,12 +91,12 @@ def _names(field: str, target: Target) -> bool:
 @pytest.fixture
 def prober(db_url: str) -> Iterator[Prober]:
     app = create_app(make_settings(db_url, max_iterations=1000, max_inline_rows=500))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as client:
         yield Prober(client)
 
 
 def test_the_walk_finds_every_parameter_and_the_spec_fields(sqlite_url):
-    with TestClient(create_app(make_settings(sqlite_url))) as client:
+    with TestClient(create_app(make_settings(sqlite_url)), base_url="http://localhost") as client:
         names = {(t.where, t.name) for t in Prober(client).targets()}
     assert {("path", "job_id"), ("query", "tag"), ("query", "start"), ("query", "limit")} <= names
     assert {("header", "idempotency-key"), ("header", "last-event-id")} <= names

@@ -21,7 +21,7 @@ LIMIT = 16 * 1024
 @pytest.fixture
 def client(db_url: str) -> Iterator[TestClient]:
     app = create_app(make_settings(db_url, max_body_bytes=LIMIT))
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as c:
         yield c
 
 
@@ -60,7 +60,9 @@ def test_integers_past_64_bits_in_a_spec_are_a_422_naming_the_field(client, spec
 
 
 def test_a_batch_above_the_row_limit_is_refused_by_its_setting(db_url):
-    with TestClient(create_app(make_settings(db_url, max_inline_rows=100))) as client:
+    with TestClient(
+        create_app(make_settings(db_url, max_inline_rows=100)), base_url="http://localhost"
+    ) as client:
         spec = {**SGD, "optimizer": {"kind": "sgd", "batch_size": 101}}
         body = assert_error(client.post("/v1/jobs", json=spec), 422, "optimizer.batch_size")
         assert "GRADLAB_MAX_INLINE_ROWS" in body["message"]

@@ -207,7 +207,7 @@ def test_malformed_json_is_a_422_that_says_so(client):
 
 def test_inline_data_above_the_limits_is_refused(db_url):
     settings = make_settings(db_url, max_inline_rows=5, max_inline_features=2)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         rows = with_(
             "data", {"kind": "inline", "X": [[float(i)] for i in range(6)], "y": [0.0] * 6}
         )
@@ -224,7 +224,9 @@ def test_inline_data_above_the_limits_is_refused(db_url):
 
 
 def test_a_body_above_the_byte_limit_gets_413(db_url):
-    with TestClient(create_app(make_settings(db_url, max_body_bytes=4096))) as client:
+    with TestClient(
+        create_app(make_settings(db_url, max_body_bytes=4096)), base_url="http://localhost"
+    ) as client:
         big = with_("data", {"kind": "inline", "X": [[0.5]] * 2000, "y": [0.0] * 2000})
         r = client.post("/v1/jobs", json=big)
         assert r.status_code == 413

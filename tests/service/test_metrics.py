@@ -29,7 +29,7 @@ def trained(db_url):
         "optimizer": {"kind": "sgd", "learning_rate": 1.0, "batch_size": 8},
         "iterations": 250,
     }
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         job = submit(client, spec)
         run_worker(settings)
         yield client, job["id"]

@@ -29,7 +29,7 @@ LINE = {
 
 @contextmanager
 def _client(url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(url))) as client:
+    with TestClient(create_app(make_settings(url)), base_url="http://localhost") as client:
         yield client
 
 

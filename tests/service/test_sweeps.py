@@ -65,7 +65,9 @@ def test_a_grid_with_a_bad_combination_is_refused_and_stores_nothing(client, gri
 
 
 def test_a_grid_above_the_cap_is_refused(db_url):
-    with TestClient(create_app(make_settings(db_url, max_sweep_jobs=5))) as client:
+    with TestClient(
+        create_app(make_settings(db_url, max_sweep_jobs=5)), base_url="http://localhost"
+    ) as client:
         r = client.post("/v1/sweeps", json={"base": BASE, "grid": GRID})
         assert r.status_code == 422
         assert "GRADLAB_MAX_SWEEP_JOBS" in r.json()["message"]

@@ -121,7 +121,7 @@ def test_cancel_stops_a_job_inside_a_long_gradient_check(db, db_url, tmp_path, s
     try:
         wait_for(lambda: in_its_check(db, job_id), what="the check to start")
         time.sleep(1.0)  # well inside it
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings), base_url="http://localhost") as client:
             asked = time.monotonic()
             assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
             wait_for(lambda: job_row(db, job_id).status == "cancelled", timeout=20)

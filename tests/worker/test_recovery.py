@@ -198,7 +198,7 @@ def test_cancelling_a_running_job_stops_it_within_a_flush_and_it_is_never_retrie
     worker = start_worker(db_url, log=tmp_path / "w.log", lease_seconds=1)
     try:
         wait_for(lambda: running_with_points(db, job_id), what="the worker to flush")
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings), base_url="http://localhost") as client:
             asked = time.monotonic()
             assert client.post(f"/v1/jobs/{job_id}/cancel").json()["cancel_requested"] is True
             wait_for(lambda: job_row(db, job_id).status == "cancelled", timeout=10, what="cancel")

@@ -4,13 +4,16 @@ export const REFRESH_MS = 2000;
 export const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777",
   "#65a30d", "#475569", "#ea580c"];
 
-/** An element: h("a", {href: "#/", class: "x", onclick: f}, "text", child, [more], …).
- *  Text is always set as text (never parsed as HTML), so names from the API are safe. */
+/** An element: h("a", {href: "#/", class: "x", onclick: f, style: {width: "5%"}}, "text", child, …).
+ *  Text is always set as text (never parsed as HTML), so names from the API are safe; styles
+ *  are set through the CSSOM (el.style), which the page's Content-Security-Policy allows where
+ *  it refuses inline style attributes. */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value == null || value === false) continue;
     if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "style") Object.assign(el.style, value);
     else if (key === "value" || key === "checked") el[key] = value;
     else el.setAttribute(key, value === true ? "" : value);
   }
@@ -69,7 +72,7 @@ export const fmt = {
 export const badge = (status) => h("span", { class: `badge ${status}`, "data-status": status }, status);
 export const jobLabel = (job) => job.name || job.id.slice(-8);
 export const jobLink = (job) => h("a", { href: `#/jobs/${job.id}` }, jobLabel(job));
-export const swatch = (color) => h("span", { class: "swatch", style: `background:${color}` });
+export const swatch = (color) => h("span", { class: "swatch", style: { background: color } });
 export const num = (text) => h("td", { class: "num" }, text);
 
 export function modelLabel(spec) {
@@ -80,7 +83,7 @@ export function modelLabel(spec) {
 export function progress(done, total) {
   const pct = total ? (100 * done) / total : 0;
   return h("span", { class: "progress", title: `${Math.floor(pct)}%` }, `${done} / ${total}`,
-    h("span", { class: "bar" }, h("span", { style: `width:${pct}%` })));
+    h("span", { class: "bar" }, h("span", { style: { width: `${pct}%` } })));
 }
 
 export const section = (title, ...body) => h("section", { class: "card" }, h("h2", {}, title), ...body);
