@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from engine import DivergedError, EngineError, Trainer, gradient_check
+from store import datasets
 from store.build import build
 from store.chunks import Col, chunk_row, extremes, records_block
 from store.codec import pack_state, unpack_state
@@ -84,7 +85,7 @@ class JobRun:
         """Train the job until it ends or this attempt must stop; the attempt's outcome."""
         claim = self.claim
         try:
-            self.spec = JobSpec.model_validate(claim.spec)
+            self.spec = JobSpec.model_validate(datasets.resolve(claim.spec, claim.data))
             built = build(self.spec)
             state = unpack_state(claim.checkpoint) if claim.checkpoint else None
             trainer = Trainer(
@@ -97,7 +98,7 @@ class JobRun:
                 params=built.params,
                 state=state,
             )
-        except (EngineError, ValidationError) as exc:
+        except (EngineError, ValidationError, LookupError) as exc:
             error = {"type": "invalid_spec", "message": str(exc)}
             return self._end(failed(error))
         except MemoryError:
