@@ -31,6 +31,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Request bodies above this get 413."
     )
+    large_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="A request body above this is large: it takes one of the API's "
+        "GRADLAB_MAX_LARGE_BODIES slots while it is handled.",
+    )
+    max_large_bodies: int = Field(
+        2, ge=1, description="Large bodies handled at once; one more gets 503 with Retry-After."
+    )
     max_check_evaluations: int = Field(
         200_000,
         ge=1,
