@@ -23,10 +23,11 @@ BIG = {**LINE, "data": {"kind": "inline", "X": [[i / 7] for i in ROWS], "y": [i 
 def test_large_bodies_beyond_the_slots_wait_outside_with_503(sqlite_url, tmp_path):
     body = json.dumps(BIG).encode()
     assert len(body) > 4096
-    release, results = threading.Event(), {}
+    release, sent, results = threading.Event(), threading.Event(), {}
 
-    def slow():  # past the threshold at once, then holds its slot until released
+    def slow():  # declares its length, so it takes the slot on arrival; holds it until released
         yield body[:3000]
+        sent.set()
         release.wait(30)
         yield body[3000:]
 
@@ -36,10 +37,12 @@ def test_large_bodies_beyond_the_slots_wait_outside_with_503(sqlite_url, tmp_pat
 
         def hold() -> None:
             with server.client() as other:
-                results["held"] = other.post("/v1/jobs", content=slow(), headers=JSON)
+                headers = {**JSON, "Content-Length": str(len(body))}
+                results["held"] = other.post("/v1/jobs", content=slow(), headers=headers)
 
         holder = threading.Thread(target=hold)
         holder.start()
+        assert sent.wait(30)  # its headers are out before any other request
         try:
             created_while_waiting = []
 
