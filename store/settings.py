@@ -29,7 +29,10 @@ class Settings(BaseSettings):
     max_inline_rows: int = Field(100_000, ge=1, description="Largest inline dataset, in rows.")
     max_inline_features: int = Field(1_000, ge=1, description="Largest inline dataset, in columns.")
     max_body_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024, description="Request bodies above this get 413."
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Request bodies above this get 413: parsing one costs the API about five "
+        "times its size (bench/bodies.py), so this and GRADLAB_MAX_LARGE_BODIES bound its memory.",
     )
     large_body_bytes: int = Field(
         1024 * 1024,
