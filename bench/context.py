@@ -67,7 +67,7 @@ class Context:
         parsed = JobSpec.model_validate({**spec, "name": name})
         with self.db.write_session() as session:
             for _ in range(count):
-                job = jobs_service.new_job(parsed, self.settings)
+                job = jobs_service.new_job(session, parsed, self.settings)
                 session.add(job)
             notify(session)
         return name

@@ -60,7 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.streams = Streams(settings, app.state.db)
     app.state.renderers = Renderers(settings)
     install_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        large_bytes=settings.large_body_bytes,
+        large_slots=settings.max_large_bodies,
+    )
     install_web_surface(app, settings)  # outside the body limit: hosts, cross-site, headers, log
     app.include_router(health.router)
     app.include_router(jobs_router)

@@ -95,14 +95,32 @@ class BodyTooLarge(StarletteHTTPException):
     """The body is above GRADLAB_MAX_BODY_BYTES. An HTTP exception, not a :class:`GradlabError`:
     it is raised while FastAPI reads the body, which passes only HTTP exceptions on."""
 
+    kind = "body_too_large"
+
     def __init__(self, limit: int) -> None:
         message = f"The body is larger than this server's limit of {limit} bytes"
         super().__init__(413, f"{message} (GRADLAB_MAX_BODY_BYTES).")
 
 
+class BodiesBusy(StarletteHTTPException):
+    """As many large bodies as GRADLAB_MAX_LARGE_BODIES are being parsed already: 503 with
+    ``Retry-After``, nothing read or stored. An HTTP exception for the reason above."""
+
+    kind = "bodies_busy"
+    retry_after = 1
+
+    def __init__(self, slots: int, threshold: int) -> None:
+        super().__init__(
+            503,
+            f"This server is already parsing {slots} request bodies larger than {threshold} "
+            "bytes (GRADLAB_MAX_LARGE_BODIES, GRADLAB_LARGE_BODY_BYTES); retry in a moment.",
+            headers={"Retry-After": str(self.retry_after)},
+        )
+
+
 def http_error_body(exc: StarletteHTTPException) -> dict[str, Any]:
     message = str(exc.detail)
-    kind = "body_too_large" if exc.status_code == 413 else "http_error"
+    kind = getattr(exc, "kind", "http_error")
     return {"detail": message, "message": message, "type": kind}
 
 

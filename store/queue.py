@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Row, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store import lifecycle
+from store import datasets, lifecycle
 from store.chunks import Col, chunk_row, extremes, records_block
 from store.db import Database, retry_locked
 from store.lifecycle import Finish
@@ -112,6 +112,7 @@ class Claim:
     best_loss: float | None
     best_iteration: int | None
     checks_passed: bool | None
+    data: bytes | None = None  # the stored arrays of inline data (``store.datasets``)
 
 
 @dataclass
@@ -195,7 +196,11 @@ class Queue:
         state = None
         if job.iterations_done:  # a resumed job: its checkpoint
             state = conn.execute(_CHECKPOINT, {"job_id": job.id}).scalar_one_or_none()
+        data = None
+        if datasets.is_reference(job.spec["data"]):  # inline data: its arrays, by hash
+            data = datasets.blob(conn, job.spec["data"]["sha256"])
         return Claim(
+            data=data,
             job_id=job.id,
             attempt=job.attempts,
             spec=job.spec,

@@ -31,7 +31,19 @@ class Settings(BaseSettings):
     max_inline_rows: int = Field(100_000, ge=1, description="Largest inline dataset, in rows.")
     max_inline_features: int = Field(1_000, ge=1, description="Largest inline dataset, in columns.")
     max_body_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024, description="Request bodies above this get 413."
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Request bodies above this get 413: parsing one costs the API about five "
+        "times its size (bench/bodies.py), so this and GRADLAB_MAX_LARGE_BODIES bound its memory.",
+    )
+    large_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="A request body above this is large: it takes one of the API's "
+        "GRADLAB_MAX_LARGE_BODIES slots while it is handled.",
+    )
+    max_large_bodies: int = Field(
+        2, ge=1, description="Large bodies handled at once; one more gets 503 with Retry-After."
     )
     max_check_evaluations: int = Field(
         200_000,

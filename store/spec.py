@@ -19,9 +19,20 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+import numpy as np
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from engine import catalog
+from store import datasets
 
 # Shared: reject unknown fields (typos get a clear error) and NaN/Infinity everywhere.
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -157,13 +168,57 @@ class SpiralData(BaseModel):
     seed: Seed = _SPIRAL["seed"]
 
 
-class InlineData(BaseModel):
-    """Your own arrays: ``X`` is a list of rows, ``y`` one target or label per row."""
+def _as_array(ndim: int) -> WrapValidator:
+    """Inline arrays straight into float64 NumPy, in C, rather than a pydantic float per
+    element (a copy of every list and float): the fast path for a valid array. Anything
+    else — ragged, empty, not a number, not finite — goes through the list validation,
+    whose errors name the element (``data.X[3][1]``)."""
 
-    model_config = _CONFIG
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(value, np.ndarray) and value.dtype == np.float64:
+            array = value
+        else:
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                return handler(value)
+        if array.ndim == ndim and array.size and np.isfinite(array).all():
+            return array
+        return handler(value.tolist() if isinstance(value, np.ndarray) else value)
+
+    return WrapValidator(validate)
+
+
+def _as_lists(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+_LISTS = PlainSerializer(_as_lists, when_used="always")
+
+
+class InlineData(BaseModel):
+    """Your own arrays: ``X`` is a list of rows, ``y`` one target or label per row.
+
+    They are stored once by content (``store.datasets``): a job's stored spec and its JSON
+    keep a reference — their SHA-256, rows, features and classes — and
+    ``GET /v1/jobs/{id}/data`` gives the arrays back."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True)
     kind: Literal["inline"]
-    X: list[list[FiniteFloat]] = Field(description="Features, shape (m, n).")
-    y: list[FiniteFloat] = Field(description="Targets (regression) or labels 0..K−1, shape (m,).")
+    X: Annotated[list[list[FiniteFloat]], _as_array(2), _LISTS] = Field(
+        description="Features, shape (m, n)."
+    )
+    y: Annotated[list[FiniteFloat], _as_array(1), _LISTS] = Field(
+        description="Targets (regression) or labels 0..K−1, shape (m,)."
+    )
+    _reference: dict[str, Any] | None = PrivateAttr(None)
+
+    def reference(self) -> dict[str, Any]:
+        """The stored spec's ``data``: the arrays' hash and shape (``store.datasets``),
+        computed once per instance (a sweep's jobs share their base's)."""
+        if self._reference is None:
+            self._reference = datasets.reference(np.asarray(self.X), np.asarray(self.y))
+        return self._reference
 
 
 DataSpec = Annotated[
@@ -378,9 +433,15 @@ class JobSpec(BaseModel):
         return self.loss or catalog.default_loss(self.model.kind)
 
     def normalised(self) -> dict:
-        """The spec with every default filled in, as stored and returned."""
+        """The spec with every default filled in, as stored and returned: inline data as
+        its reference (``InlineData.reference``), never its arrays."""
         loss = self.resolved_loss
         options = catalog.loss_options(loss, self.loss_options)
-        return self.model_copy(update={"loss": loss, "loss_options": options}).model_dump(
-            mode="json"
-        )
+        full = self.model_copy(update={"loss": loss, "loss_options": options})
+        if not isinstance(self.data, InlineData):
+            return full.model_dump(mode="json")
+        out = full.model_dump(mode="json", exclude={"data"})
+        return {
+            name: self.data.reference() if name == "data" else out[name]
+            for name in type(self).model_fields
+        }

@@ -151,6 +151,26 @@ class Job(Base):
     )
 
 
+class Dataset(Base):
+    """Arrays a job trains on, stored once by content: ``id`` is their SHA-256
+    (``store.datasets.content_hash``), so every job and sweep that shares them shares the row.
+    ``arrays`` is X then y, packed little-endian float64 (``rows × features`` then ``rows``)."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "inline" (posted in a spec)
+    rows: Mapped[int] = mapped_column(Integer)
+    features: Mapped[int] = mapped_column(Integer)
+    classes: Mapped[int | None] = mapped_column(Integer)  # None: not labels 0..K−1
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    owner: Mapped[str] = mapped_column(
+        ForeignKey("users.name"), default=LOCAL_USER, server_default=LOCAL_USER
+    )
+    arrays: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Attempt(Base):
     """One try of a job by one worker: the audit trail of who ran what and how it ended."""
 

@@ -76,7 +76,9 @@ def pg_url(pg_database: str) -> str:
     import psycopg
 
     with psycopg.connect(pg_database.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute("TRUNCATE jobs, sweeps, attempts, metric_chunks, gradient_checks, checkpoints")
+        conn.execute(
+            "TRUNCATE jobs, sweeps, attempts, metric_chunks, gradient_checks, checkpoints, datasets"
+        )
     return pg_database
 
 

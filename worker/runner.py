@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from engine import DivergedError, EngineError, GradientCheck, Trainer, gradient_check
 from engine.taylor import TaylorCheck, model_taylor_test
+from store import datasets
 from store.build import build
 from store.chunks import Col, chunk_row, extremes, records_block
 from store.codec import pack_state, unpack_state
@@ -85,7 +86,7 @@ class JobRun:
         """Train the job until it ends or this attempt must stop; the attempt's outcome."""
         claim = self.claim
         try:
-            self.spec = JobSpec.model_validate(claim.spec)
+            self.spec = JobSpec.model_validate(datasets.resolve(claim.spec, claim.data))
             built = build(self.spec)
             state = unpack_state(claim.checkpoint) if claim.checkpoint else None
             trainer = Trainer(
@@ -98,7 +99,7 @@ class JobRun:
                 params=built.params,
                 state=state,
             )
-        except (EngineError, ValidationError) as exc:
+        except (EngineError, ValidationError, LookupError) as exc:
             error = {"type": "invalid_spec", "message": str(exc)}
             return self._end(failed(error))
         except MemoryError:

@@ -108,7 +108,10 @@ def describe(spec: dict[str, Any]) -> list[tuple[str, str]]:
         return f"{part['kind']} " + " ".join(pairs) if pairs else part["kind"]
 
     model, data, check = spec["model"], spec["data"], spec.get("gradient_check", {})
-    if data["kind"] == "inline":
+    if data["kind"] == "inline" and "sha256" in data:  # a stored job's: the reference
+        data_text = f"inline, {data['rows']} rows × {data['features']} features"
+        data_text += f", sha256 {data['sha256'][:12]}…"
+    elif data["kind"] == "inline":  # a spec file's own arrays
         rows = len(data.get("X", []))
         cols = len(data["X"][0]) if rows else 0
         data_text = f"inline, {rows} rows × {cols} features"

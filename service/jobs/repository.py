@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import SimpleNamespace
 
+import numpy as np
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from store import datasets
 from store.db import Database
+from store.spec import InlineData
 from store.tables import Checkpoint, GradientCheck, Job
 
 
@@ -69,6 +72,15 @@ def list_jobs(
     if before is not None:
         query = query.where(Job.id < before)
     return list(session.scalars(query))
+
+
+def put_dataset(session: Session, data: InlineData) -> None:
+    """Store inline arrays once by content (a no-op when their hash is stored already)."""
+    datasets.put(session, np.asarray(data.X), np.asarray(data.y), data.reference())
+
+
+def dataset(session: Session, sha256: str) -> tuple[np.ndarray, np.ndarray] | None:
+    return datasets.get(session, sha256)
 
 
 def gradient_checks(session: Session, job_id: str) -> list[GradientCheck]:

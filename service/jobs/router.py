@@ -142,6 +142,21 @@ def delete_job(db: DatabaseDep, job_id: str) -> Response:
 
 
 @router.get(
+    "/{job_id}/data",
+    response_model=schemas.Data,
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorBody, "description": "Generated data (line, blobs, spiral)."},
+    },
+    summary="The arrays a job trains on",
+    description="Inline data, stored once by its SHA-256, exactly as posted. Generated "
+    "datasets are not stored (their seeded options in the spec make them again): 409.",
+)
+def job_data(session: ReadSessionDep, job_id: str) -> Response:
+    return json_response(service.data(session, job_id))
+
+
+@router.get(
     "/{job_id}/gradient-checks",
     response_model=schemas.Checks,
     responses=NOT_FOUND,

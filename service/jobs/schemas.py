@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from engine import catalog
+from store import datasets
 from store import status as lifecycle_status
 from store.spec import Reference
 from store.tables import Job as JobRow
@@ -60,6 +62,41 @@ class JobError(BaseModel):
     iteration: int | None = Field(description="The iteration it happened at, when it has one.")
 
 
+class DataSummary(BaseModel):
+    """What a job's JSON shows of its data: never the arrays, which ``href`` fetches."""
+
+    kind: str = Field(description="inline (arrays posted with a spec), line, blobs or spiral.")
+    sha256: str | None = Field(
+        description="Inline data: the SHA-256 of its arrays, which are stored once by it."
+    )
+    rows: int
+    features: int
+    classes: int | None = Field(
+        description="Labels 0..K−1: K (of inline labels: max + 1 when every y is a whole number "
+        "≥ 0); null for real-valued targets."
+    )
+    href: str = Field(description="GET it for the arrays: `{X: [[…]], y: […]}`.")
+
+
+def data_summary(job_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`DataSummary` of a stored spec's ``data`` (a reference to stored arrays,
+    or a generator's options), for job ``job_id``."""
+    if datasets.is_reference(data):
+        summary = {k: data[k] for k in ("kind", "sha256", "rows", "features", "classes")}
+    else:
+        kind = data["kind"]
+        shape = catalog.data_shape(kind, {k: v for k, v in data.items() if k != "kind"})
+        summary = {
+            "kind": kind,
+            "sha256": None,
+            "rows": shape.rows,
+            "features": shape.features,
+            "classes": shape.n_classes,
+        }
+    summary["href"] = f"/v1/jobs/{job_id}/data"
+    return summary
+
+
 _COLUMNS = tuple(c.key for c in JobRow.__table__.columns)
 
 
@@ -72,8 +109,10 @@ class Job(BaseModel):
     status: Status
     # Stored specs passed validation when they were posted: shown as they are.
     spec: SkipValidation[dict[str, Any]] = Field(
-        description="The spec as posted, with every default filled in."
+        description="The spec as posted, with every default filled in; inline data as its "
+        "reference (kind, sha256, rows, features, classes), never its arrays."
     )
+    data: DataSummary = Field(description="The data's summary, and where to fetch its arrays.")
     created_at: UtcTime = Field(description="ISO 8601, UTC, with microseconds.")
     started_at: UtcTime | None
     finished_at: UtcTime | None
@@ -103,6 +142,11 @@ class Job(BaseModel):
         for name in _TIMES:
             out[name] = iso(out[name])
         return out
+
+
+class Data(BaseModel):
+    X: list[list[float]] = Field(description="Features, shape (m, n), exactly as posted.")
+    y: list[float] = Field(description="Targets or labels, shape (m,).")
 
 
 class JobList(BaseModel):
@@ -207,4 +251,5 @@ def _shown(row: Any) -> dict[str, Any]:
     data["summary"] = {name: data[name] for name in Summary.model_fields}
     error = {name: data[f"error_{name}"] for name in JobError.model_fields}
     data["error"] = error if error["type"] is not None else None
+    data["data"] = data_summary(data["id"], data["spec"]["data"])
     return data

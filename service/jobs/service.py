@@ -17,9 +17,10 @@ from service.jobs import repository, schemas
 from service.jobs.validation import check_spec
 from store import lifecycle, queue
 from store.codec import unpack_state
+from store.datasets import is_reference
 from store.db import Database
 from store.settings import Settings
-from store.spec import JobSpec, TagKey, TagValue
+from store.spec import InlineData, JobSpec, TagKey, TagValue
 from store.status import Status
 from store.tables import Job, new_id
 
@@ -54,13 +55,20 @@ def tag_filter(tag: str | None) -> tuple[str, str | None] | None:
 
 
 def request_hash(spec: JobSpec) -> str:
+    """The hash an Idempotency-Key is held to: of the normalised spec, whose inline data is
+    its content hash (so the same arrays, however written, are the same request)."""
     return hashlib.sha256(orjson.dumps(spec.normalised(), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def new_job(spec: JobSpec, settings: Settings, sweep_id: str | None = None) -> Job:
-    """A queued job for a spec, after the checks that need several fields at once."""
+def new_job(
+    session: Session, spec: JobSpec, settings: Settings, sweep_id: str | None = None
+) -> Job:
+    """A queued job for a spec, after the checks that need several fields at once; its
+    inline arrays stored once by content (``store.datasets``), its spec keeping their hash."""
     check_spec(spec, settings)
     normalised = spec.normalised()
+    if isinstance(spec.data, InlineData):
+        repository.put_dataset(session, spec.data)
     return lifecycle.queued(
         id=new_id(),
         name=spec.name,
@@ -77,7 +85,7 @@ def submit(
     session: Session, spec: JobSpec, settings: Settings, idempotency_key: str | None = None
 ) -> tuple[Job, bool]:
     """Store a queued job; ``(job, created)``. A key seen before returns that key's job."""
-    job = new_job(spec, settings)
+    job = new_job(session, spec, settings)
     if idempotency_key is None:
         repository.add_job(session, job)
         queue.notify(session)
@@ -145,6 +153,24 @@ def delete(session: Session, job_id: str) -> None:
         raise Conflict(
             f"Job {job_id} is {job.status}; cancel it and wait until it stops before deleting it."
         )
+
+
+def data(session: Session, job_id: str) -> dict[str, Any]:
+    """The arrays a job trains on, ``{"X": (m, n), "y": (m,)}``. Generated datasets (line,
+    blobs, spiral) are not stored, only their seeded options: 409 saying how to make them."""
+    job = get(session, job_id)
+    spec_data = job.spec["data"]
+    if not is_reference(spec_data):
+        raise NotApplicable(
+            f"Job {job_id} trains on the generated {spec_data['kind']} dataset, which is not "
+            "stored: its spec's data options (seeded) make it again, e.g. with "
+            "engine.make_dataset in Python."
+        )
+    arrays = repository.dataset(session, spec_data["sha256"])
+    if arrays is None:  # the row is only ever added with the job: never expected
+        raise NotFound(f"Job {job_id}'s dataset {spec_data['sha256']} is not stored.")
+    X, y = arrays
+    return {"X": X, "y": y}
 
 
 def gradient_checks(session: Session, job_id: str) -> list[dict[str, Any]]:

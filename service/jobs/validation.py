@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from engine import catalog
 from service.errors import InvalidSpec, Problem
 from service.jobs.cost import COLUMNS_FIELD, ROWS_FIELD, check_cost
@@ -136,15 +138,16 @@ def _check_loss_options(spec: JobSpec, loss: str) -> list[Problem]:
 
 
 def _check_inline(data: InlineData) -> list[Problem]:
-    if not data.X:
+    if not len(data.X):
         return [Problem(("data", "X"), "X is empty; give at least one row.")]
     width = len(data.X[0])
     if width == 0:
         return [Problem(("data", "X", 0), "row 0 of X is empty; give a value per feature.")]
-    for i, row in enumerate(data.X):
-        if len(row) != width:
-            message = f"X is ragged: row {i} has {len(row)} values but row 0 has {width}."
-            return [Problem(("data", "X", i), message)]
+    if not isinstance(data.X, np.ndarray):  # an array (the valid case) is never ragged
+        for i, row in enumerate(data.X):
+            if len(row) != width:
+                message = f"X is ragged: row {i} has {len(row)} values but row 0 has {width}."
+                return [Problem(("data", "X", i), message)]
     if len(data.y) != len(data.X):
         message = (
             f"y has {len(data.y)} values but X has {len(data.X)} rows; give one target per row."
@@ -207,7 +210,10 @@ def _check_labels(spec: JobSpec, loss: str, shape: catalog.DataShape) -> list[Pr
             ]
         return []
     assert isinstance(data, InlineData)
-    for i, value in enumerate(data.y):
+    y = np.asarray(data.y, dtype=np.float64)
+    wrong = (y != 0) & (y != 1) if binary else ~((y >= 0) & (y == np.round(y)))
+    for i in map(int, np.flatnonzero(wrong)[:1]):  # the first wrong label, found in C
+        value = float(y[i])
         if binary and value not in (0.0, 1.0):
             return [
                 Problem(("data", "y", i), f"{head} needs labels 0 or 1, but y[{i}] is {value:g}.")

@@ -2,7 +2,8 @@
 
 This is the one place the service imports the training engine (``store.build`` and
 ``engine``), and only for inference: it regenerates the job's dataset from the spec
-(seeded, so bit-identical to what the worker trained on; inline data is in the spec) and
+(seeded, so bit-identical to what the worker trained on; inline data from the datasets
+table, by its hash) and
 calls ``model.predict`` with the parameters of the job's latest checkpoint. Nothing here
 trains or writes.
 """
@@ -19,6 +20,7 @@ from engine import Dataset, Model
 from service.errors import NotApplicable
 from service.jobs import repository as jobs_repo
 from service.plots.render import FittedLine, Format, Regions, line_chart, regions_chart
+from store import datasets
 from store.build import build
 from store.codec import unpack_state
 from store.spec import JobSpec
@@ -44,7 +46,7 @@ def load(session: Session, job: Job) -> Source:
     """The job's model, regenerated data and checkpointed parameters, or NotApplicable when
     the job's data and model have no fit plot or it has recorded no parameters yet."""
     job_id = job.id
-    built = build(JobSpec.model_validate(job.spec))
+    built = build(JobSpec.model_validate(datasets.load(session, job.spec)))
     model, data = built.model, built.data
     n_features = data.X.shape[1]
     if not (n_features == 2 and model.is_classifier) and not (

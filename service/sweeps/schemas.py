@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from service.jobs.schemas import DataSummary
 from store.spec import JobSpec, Text
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -61,6 +62,10 @@ class Sweep(BaseModel):
     id: str
     name: str | None
     grid: dict[str, list[Any]]
-    base: dict[str, Any]
+    base: dict[str, Any] = Field(description="The base spec; inline data as its reference.")
+    data: DataSummary = Field(
+        description="The base's data, fetched from the sweep's first job; a grid that changes "
+        "the data gives each job its own (see each job's `data`)."
+    )
     created_at: str
     jobs: list[SweepJob]

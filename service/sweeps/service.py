@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from service.errors import InvalidSpec, NotFound, Problem, user_path
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
-from service.jobs.schemas import iso
+from service.jobs.schemas import data_summary, iso
 from service.sweeps.schemas import SweepRequest
 from store.queue import notify
 from store.settings import Settings
-from store.spec import JobSpec
+from store.spec import InlineData, JobSpec
 from store.tables import Job, Sweep
 
 
@@ -74,11 +74,20 @@ def expand(request: SweepRequest, settings: Settings) -> list[tuple[dict[str, An
                 )
             ]
         )
-    base = request.base.model_dump(mode="json", exclude_unset=True)
+    # Inline arrays are not copied per combination: every job gets the base's validated
+    # data (so its hash is computed once), or, when the grid changes a data field, a new
+    # dict holding the same arrays.
+    inline = request.base.data if isinstance(request.base.data, InlineData) else None
+    exclude = {"data"} if inline is not None else None
+    base = request.base.model_dump(mode="json", exclude_unset=True, exclude=exclude)
+    touches_data = any(key == "data" or key.startswith("data.") for key in request.grid)
     combos: list[tuple[dict[str, Any], JobSpec]] = []
     for choice in itertools.product(*request.grid.values()):
         overrides = dict(zip(request.grid, choice, strict=True))
         spec = copy.deepcopy(base)
+        if inline is not None:
+            shared = {"kind": "inline", "X": inline.X, "y": inline.y}
+            spec["data"] = shared if touches_data else inline
         for key, value in overrides.items():
             try:
                 set_path(spec, key, value)
@@ -114,7 +123,7 @@ def create(session: Session, request: SweepRequest, settings: Settings) -> tuple
             update={"name": f"{request.name or 'sweep'}[{label}]"[:200], "tags": tags}
         )
         try:
-            job = jobs_service.new_job(named, settings, sweep_id=sweep.id)
+            job = jobs_service.new_job(session, named, settings, sweep_id=sweep.id)
         except InvalidSpec as exc:
             raise _bad_combination(overrides, exc.problems[0].loc, exc.problems[0].msg) from None
         jobs_repo.add_job(session, job)
@@ -146,11 +155,13 @@ def view(sweep: Sweep, jobs: Sequence[Any], sort: str = "created") -> dict[str, 
         rows = sorted(present, key=lambda r: r[key], reverse=descending) + missing
     elif descending:
         rows.reverse()
+    first = jobs[0].id if jobs else sweep.id
     return {
         "id": sweep.id,
         "name": sweep.name,
         "grid": sweep.grid,
         "base": sweep.base,
+        "data": data_summary(first, sweep.base["data"]),
         "created_at": iso(sweep.created_at),
         "jobs": rows,
     }

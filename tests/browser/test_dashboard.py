@@ -190,3 +190,35 @@ def test_an_invalid_spec_shows_each_problem_inline(server, tab):
     assert problem.inner_text().startswith("optimizer.learning_rate: ")
     assert page.url.endswith("#/new?example=line_mse")  # stayed on the form
     tab.assert_no_errors(allowed=("status of 422",))  # the browser logs the answer's status
+
+
+def test_a_job_page_shows_its_datas_summary_and_resubmits_its_arrays(server, tab):
+    """Inline data: the page shows rows, features, classes and the hash with a link to the
+    arrays, never the arrays in the spec; Edit & resubmit posts the same arrays again."""
+    X = [[i / 10, (i % 7) / 3] for i in range(60)]
+    y = [float(i % 2) for i in range(60)]
+    spec = {
+        "name": "inline-page",
+        "model": {"kind": "logistic_regression"},
+        "data": {"kind": "inline", "X": X, "y": y},
+        "optimizer": {"kind": "gd", "learning_rate": 0.5},
+        "iterations": 20,
+    }
+    with httpx.Client(base_url=server.base, timeout=30) as http:
+        job = http.post("/v1/jobs", json=spec).json()
+        wait_finished(http, job["id"])
+    page = tab.page
+    page.goto(f"{server.base}/#/jobs/{job['id']}")
+    summary = page.locator("#data-summary")
+    summary.wait_for()
+    text = summary.inner_text()
+    assert "60 rows × 2 features" in text and "2 classes" in text
+    assert job["data"]["sha256"] in text
+    assert summary.locator("a").get_attribute("href") == f"v1/jobs/{job['id']}/data"
+    shown = json.loads(page.inner_text("#spec"))
+    assert shown["data"] == {k: job["data"][k] for k in shown["data"]} and "X" not in shown["data"]
+
+    page.goto(f"{server.base}/#/new?from={job['id']}")
+    posted = json.loads(page.input_value("#spec-json"))
+    assert posted["data"] == {"kind": "inline", "X": X, "y": y}
+    tab.assert_no_errors()

@@ -80,7 +80,7 @@ def test_the_read_survives_losing_all_its_connections_at_once(pg_url):
     settings = make_settings(pg_url)
     db = Database(pg_url, settings)
     with db.write_session() as session:
-        job = jobs_service.new_job(JobSpec.model_validate(LINE), settings)
+        job = jobs_service.new_job(session, JobSpec.model_validate(LINE), settings)
         session.add(job)
         session.flush()
         job_id = job.id

@@ -15,7 +15,9 @@ from store.db import create_db_engine
 from store.tables import Base
 from tests.conftest import PG_ADMIN_URL, _admin_connect
 
-TABLES = {"jobs", "attempts", "metric_chunks", "gradient_checks", "checkpoints", "sweeps"}
+TABLES = {
+    "jobs", "attempts", "metric_chunks", "gradient_checks", "checkpoints", "sweeps", "datasets",
+}  # fmt: skip
 
 
 def assert_schema_matches_models(url: str) -> None:

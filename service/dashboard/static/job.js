@@ -127,9 +127,23 @@ function layout(job, base, onCancel) {
     h("div", { class: "row" }, section("Loss", el.chart, chartHints(el.log)), el.fit),
     section("Gradient checks", table("checks-table", checkHeaders, el.checks)),
     h("div", { class: "row" },
+      section("Data", dataSummary(job.data)),
       section("Spec", h("pre", { id: "spec" }, JSON.stringify(spec, null, 2))),
       section("Final parameters", el.params)));
   return el;
+}
+
+/** What the job trains on: its summary (never the arrays) and a link to fetch them. */
+function dataSummary(data) {
+  const classes = data.classes === null ? "real-valued targets" : `${data.classes} classes`;
+  const rows = [["kind", data.kind], ["shape", `${data.rows} rows × ${data.features} features`],
+    ["targets", classes]];
+  if (data.sha256) rows.push(["sha256", h("code", {}, data.sha256)]);
+  return h("div", { id: "data-summary" },
+    h("dl", {}, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    data.sha256
+      ? h("a", { href: data.href.replace(/^\//, ""), target: "_blank" }, "the arrays (JSON)")
+      : h("p", { class: "muted" }, "Generated from the spec's seeded options; not stored."));
 }
 
 /** The lowest loss among the points drawn, and its iteration. */

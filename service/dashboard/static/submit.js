@@ -73,7 +73,12 @@ async function startingPoints(from, signal) {
   const examples = await api("v1/jobs/examples", { signal });
   if (!from) return examples;
   const job = await api(`v1/jobs/${from}`, { signal });
-  return { [`job:${from}`]: { summary: `Again: ${jobLabel(job)}`, value: job.spec }, ...examples };
+  let spec = job.spec;
+  if (job.data.sha256) {  // stored inline data: its arrays back in place of the reference
+    const arrays = await api(job.data.href.replace(/^\//, ""), { signal });
+    spec = { ...spec, data: { kind: "inline", X: arrays.X, y: arrays.y } };
+  }
+  return { [`job:${from}`]: { summary: `Again: ${jobLabel(job)}`, value: spec }, ...examples };
 }
 
 export async function newView(root, signal, queryText = "") {
