@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 
 import engine as ml
-from bench import api, load
+from bench import api, fairshare, load
 from bench import engine as engine_bench
 from bench.context import TINY, Context, parse_time
 from bench.report import Row, at_least, at_most, info
@@ -325,4 +325,5 @@ SECTIONS: dict[str, Any] = {
     "pickup": pickup,
     "memory": worker_memory,
     "load": load.load,
+    "fairshare": fairshare.fairshare,
 }
