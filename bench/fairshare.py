@@ -141,7 +141,7 @@ def _lone_wait(ctx: Context, fifo: bool, sweep_jobs: int, run: int) -> tuple[flo
             with ctx.db.engine.connect() as conn:  # a new snapshot each time
                 query = select(Job.started_at, Job.finished_at).where(Job.owner == sweeper)
                 rows = conn.execute(query).all()
-            return rows if all(f is not None for _, f in rows) else []
+            return list(rows) if all(f is not None for _, f in rows) else []
 
         sweep = wait_for(spans, timeout=120, interval=0.1, what="the sweep to end")
         with ctx.db.engine.connect() as conn:
