@@ -23,7 +23,7 @@ from store.queue import Claim, Queue, flush_records, notify
 from store.settings import Settings
 from store.spec import JobSpec
 from store.status import TERMINAL
-from store.tables import Job
+from store.tables import LOCAL_USER, Job
 
 
 def parse_time(stamp: str) -> float:
@@ -61,13 +61,15 @@ class Context:
         log = self.work / f"{name}.log"
         return Server(self.url, workers=workers, log=log, command=command, **settings)
 
-    def insert_jobs(self, spec: dict[str, Any], count: int, name: str | None = None) -> str:
-        """Queue ``count`` jobs in one transaction, all named ``name``; the name."""
+    def insert_jobs(
+        self, spec: dict[str, Any], count: int, name: str | None = None, owner: str = LOCAL_USER
+    ) -> str:
+        """Queue ``count`` jobs of ``owner``'s in one transaction, all named ``name``; the name."""
         name = name or f"bench-{uuid.uuid4().hex[:8]}"
         parsed = JobSpec.model_validate({**spec, "name": name})
         with self.db.write_session() as session:
             for _ in range(count):
-                job = jobs_service.new_job(session, parsed, self.settings)
+                job = jobs_service.new_job(session, parsed, self.settings, owner=owner)
                 session.add(job)
             notify(session)
         return name

@@ -12,7 +12,7 @@ and a worker, or two workers) exactly one wins and the other changes nothing:
 transition            fenced on                                            written by
 ====================  ===================================================  =================
 submit                (a new row)                                          the API
-claim                 ``status = queued`` (the oldest such job)            a worker
+claim                 ``status = queued`` (by fair share across owners)    a worker
 take over a lost one  ``status = running AND attempts = :lost_attempt``,   a worker
                       its lease expired
 heartbeat, flush      ``status = running AND attempts = :attempt``         the claim's worker
@@ -36,7 +36,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Row, Table, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from store.status import TERMINAL, Outcome, Status
@@ -78,42 +89,93 @@ CLAIMED = (
 )
 """The columns a claim returns: what its worker needs to start or resume the job."""
 
-_CLAIM_VALUES = {
+CLAIM_VALUES = {
     "status": Status.RUNNING,
     "attempts": jobs.c.attempts + 1,
     "worker_id": bindparam("take_worker"),
     "lease_expires_at": bindparam("take_lease"),
     "started_at": func.coalesce(jobs.c.started_at, bindparam("take_now")),
 }
-# The oldest queued job, in one statement: on PostgreSQL the subquery skips rows other
-# workers are claiming; on SQLite the transaction already holds the write lock.
-_OLDEST_QUEUED = (
-    select(jobs.c.id)
+# Fair share: the oldest queued job of the owner with the fewest jobs running right now; of
+# owners running as few, the one whose oldest queued job is oldest. In one statement, by
+# seeks on ix_jobs_status_owner_id alone, whatever the queue's length: a recursive walk
+# visits each owner with a queued job (the next owner after the last), then counts its
+# running jobs and finds its oldest queued one (O(waiting owners · log jobs)).
+_step = jobs.alias("step")
+_waiting = (
+    select(func.min(jobs.c.owner).label("owner"))
     .where(jobs.c.status == Status.QUEUED)
-    .order_by(jobs.c.id)
+    .cte("waiting", recursive=True)
+)
+_waiting = _waiting.union_all(
+    select(
+        select(func.min(_step.c.owner))
+        .where(_step.c.status == Status.QUEUED, _step.c.owner > _waiting.c.owner)
+        .scalar_subquery()
+    ).where(_waiting.c.owner.is_not(None))
+)
+_run, _first, _pick = jobs.alias("run"), jobs.alias("oldest"), jobs.alias("pick")
+_RANKED = (
+    select(
+        _waiting.c.owner,
+        select(func.count())
+        .select_from(_run)
+        .where(_run.c.status == Status.RUNNING, _run.c.owner == _waiting.c.owner)
+        .scalar_subquery()
+        .label("working"),
+        select(func.min(_first.c.id))
+        .where(_first.c.status == Status.QUEUED, _first.c.owner == _waiting.c.owner)
+        .scalar_subquery()
+        .label("first_id"),
+    )
+    .where(_waiting.c.owner.is_not(None))
+    .subquery("ranked")
+)
+_BY_FAIR_SHARE = (_RANKED.c.working, _RANKED.c.first_id)
+# SQLite: the claim's transaction holds the write lock, so the first owner's first job is it.
+_FAIR_QUEUED_SQLITE = (
+    select(_RANKED.c.first_id).order_by(*_BY_FAIR_SHARE).limit(1).scalar_subquery()
+)
+# PostgreSQL: owners in that order, each owner's oldest queued job that no other worker is
+# claiming (SKIP LOCKED, in a LATERAL evaluated owner by owner), the first one found. The
+# ranking is sorted before the lateral runs, so it locks the one job it returns: a job
+# another claim holds gives way to the same owner's next, or the next owner's.
+_IN_ORDER = select(*_RANKED.c).order_by(*_BY_FAIR_SHARE).subquery("in_order")
+_PICK = (
+    select(_pick.c.id)
+    .where(_pick.c.status == Status.QUEUED, _pick.c.owner == _IN_ORDER.c.owner)
+    .order_by(_pick.c.id)
     .limit(1)
     .with_for_update(skip_locked=True)
-    .scalar_subquery()
+    .lateral("picked")
 )
-_CLAIM_OLDEST = (
-    update(jobs)
-    .where(jobs.c.id == _OLDEST_QUEUED, jobs.c.status == Status.QUEUED)
-    .values(_CLAIM_VALUES)
-    .returning(*CLAIMED)
+_FAIR_QUEUED_POSTGRES = (
+    select(_PICK.c.id).select_from(_IN_ORDER.join(_PICK, true())).limit(1).scalar_subquery()
 )
+_CLAIM_FAIR = {
+    dialect: (
+        update(jobs)
+        .where(jobs.c.id == pick, jobs.c.status == Status.QUEUED)
+        .values(CLAIM_VALUES)
+        .returning(*CLAIMED)
+    )
+    for dialect, pick in (("sqlite", _FAIR_QUEUED_SQLITE), ("postgresql", _FAIR_QUEUED_POSTGRES))
+}
 _CLAIM_ONE = (
     update(jobs)
     .where(jobs.c.id == bindparam("take_id"), jobs.c.status == Status.QUEUED)
-    .values(_CLAIM_VALUES)
+    .values(CLAIM_VALUES)
     .returning(*CLAIMED)
 )
 _NEW_ATTEMPT = attempts.insert()
 
 
-def _claim(
+def claim_by(
     conn: Connection, statement: Any, params: dict[str, Any], worker_id: str, lease: float
 ) -> Row[Any] | None:
-    """Run one of the claim statements; record the attempt it starts."""
+    """Run a claim statement (an ``UPDATE jobs … RETURNING`` :data:`CLAIMED`, fenced on the
+    status it takes the job from, with :data:`CLAIM_VALUES`); record the attempt it starts. Public
+    for the benchmark's FIFO baseline, which claims with a statement of its own."""
     moment = utcnow()
     params.update(take_worker=worker_id, take_lease=time.time() + lease, take_now=moment)
     job = conn.execute(statement, params).first()
@@ -126,12 +188,13 @@ def _claim(
 def claim_queued(
     conn: Connection, worker_id: str, lease_seconds: float, job_id: str | None = None
 ) -> Row[Any] | None:
-    """Claim the oldest queued job (or ``job_id``, if it is still queued): running, leased to
-    ``worker_id`` for ``lease_seconds``, under a new attempt; its :data:`CLAIMED` columns, or
-    None when there is no such job."""
+    """Claim the next queued job by fair share — the oldest queued job of the owner with the
+    fewest jobs running, ties to the owner whose oldest queued job is oldest — (or ``job_id``,
+    if it is still queued): running, leased to ``worker_id`` for ``lease_seconds``, under a
+    new attempt; its :data:`CLAIMED` columns, or None when there is no such job."""
     if job_id is None:
-        return _claim(conn, _CLAIM_OLDEST, {}, worker_id, lease_seconds)
-    return _claim(conn, _CLAIM_ONE, {"take_id": job_id}, worker_id, lease_seconds)
+        return claim_by(conn, _CLAIM_FAIR[conn.dialect.name], {}, worker_id, lease_seconds)
+    return claim_by(conn, _CLAIM_ONE, {"take_id": job_id}, worker_id, lease_seconds)
 
 
 # --- take over a job whose worker was lost --------------------------------------------------
@@ -149,7 +212,7 @@ _STILL_LOST = (
     jobs.c.status == Status.RUNNING,
     jobs.c.attempts == bindparam("lost_attempt"),
 )
-_RECLAIM = update(jobs).where(*_STILL_LOST).values(_CLAIM_VALUES).returning(*CLAIMED)
+_RECLAIM = update(jobs).where(*_STILL_LOST).values(CLAIM_VALUES).returning(*CLAIMED)
 _ENDED: dict[str, Any] = dict(worker_id=None, lease_expires_at=None, finished_at=bindparam("ended"))
 _CANCEL_LOST = update(jobs).where(*_STILL_LOST).values(status=Status.CANCELLED, **_ENDED)
 _FAIL_LOST = (
@@ -200,7 +263,7 @@ def claim_expired(
             )
             conn.execute(_FAIL_LOST, {**fence, "ended": moment, "message": message})
         else:
-            return _claim(conn, _RECLAIM, fence, worker_id, lease_seconds)
+            return claim_by(conn, _RECLAIM, fence, worker_id, lease_seconds)
     return None
 
 

@@ -27,7 +27,7 @@ import functools
 import logging
 import select as selectors
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -166,11 +166,14 @@ class Queue:
         # Expired leases are looked for on an idle poll, and at most this often while busy.
         self._recovery_interval = min(1.0, settings.lease_seconds / 10)
         self._next_recovery = 0.0
+        # What takes a queued job: the lifecycle's fair-share claim. The benchmarks put the
+        # FIFO baseline they compare it with here (bench/fairshare.py); nothing else does.
+        self.claim_queued: Callable[..., Row[Any] | None] = lifecycle.claim_queued
 
     # --- claiming ---------------------------------------------------------------------
 
     def claim(self) -> Claim | None:
-        """Take the oldest claimable job — an expired lease first, else a queued one."""
+        """Take a claimable job — an expired lease first, else a queued one by fair share."""
         return retry_locked(self._claim)
 
     def _claim(self) -> Claim | None:
@@ -185,7 +188,7 @@ class Queue:
             self._next_recovery = now + self._recovery_interval
             job = lifecycle.claim_expired(conn, self.worker_id, lease, self.settings.max_attempts)
         if job is None:
-            job = lifecycle.claim_queued(conn, self.worker_id, lease)
+            job = self.claim_queued(conn, self.worker_id, lease)
         if job is None:
             self._next_recovery = now  # idle: look for expired leases on every poll
             return None

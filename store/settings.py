@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         "compute with (it runs in the API process); more is a 422.",
     )
     max_sweep_jobs: int = Field(256, ge=1, description="Largest grid a sweep may expand to.")
+    max_active_jobs_per_user: int = Field(
+        32,
+        ge=1,
+        description="A student's queued + running jobs; a submission or sweep past it gets 429.",
+    )
     flush_iterations: int = Field(
         1_000, ge=1, description="A worker writes its buffered points after this many iterations"
     )

@@ -116,6 +116,8 @@ class Job(Base):
         Index("ix_jobs_model_kind_id", "model_kind", "id"),
         Index("ix_jobs_owner_id", "owner", "id"),
         Index("ix_jobs_owner_status", "owner", "status"),
+        # The fair-share claim: each waiting owner, and the oldest queued job of each, by seeks.
+        Index("ix_jobs_status_owner_id", "status", "owner", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -60,9 +60,11 @@ def upgrade() -> None:
             batch.create_foreign_key(op.f(f"fk_{table}_owner_users"), "users", ["owner"], ["name"])
             batch.create_index(f"ix_{table}_owner_id", ["owner", "id"])
     op.create_index("ix_jobs_owner_status", "jobs", ["owner", "status"])
+    op.create_index("ix_jobs_status_owner_id", "jobs", ["status", "owner", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_status_owner_id", table_name="jobs")
     op.drop_index("ix_jobs_owner_status", table_name="jobs")
     for table in ("sweeps", "jobs"):
         with op.batch_alter_table(table) as batch:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import Conflict, InvalidSpec, NotApplicable, NotFound, Problem
 from service.jobs import repository, schemas
+from service.jobs.quota import check_quota
 from service.jobs.validation import check_spec
 from store import lifecycle, queue
 from store.codec import unpack_state
@@ -22,7 +23,11 @@ from store.db import Database
 from store.settings import Settings
 from store.spec import InlineData, JobSpec, TagKey, TagValue
 from store.status import Status
-from store.tables import Job, new_id
+from store.tables import LOCAL_USER, Job, new_id
+
+LOCAL_ROLE = "admin"
+"""The role of :data:`~store.tables.LOCAL_USER`, who submits everything until requests carry
+their caller (``GRADLAB_AUTH=off``'s one user: exempt from the quota)."""
 
 
 def utcnow() -> datetime:
@@ -61,10 +66,15 @@ def request_hash(spec: JobSpec) -> str:
 
 
 def new_job(
-    session: Session, spec: JobSpec, settings: Settings, sweep_id: str | None = None
+    session: Session,
+    spec: JobSpec,
+    settings: Settings,
+    sweep_id: str | None = None,
+    owner: str = LOCAL_USER,
 ) -> Job:
-    """A queued job for a spec, after the checks that need several fields at once; its
-    inline arrays stored once by content (``store.datasets``), its spec keeping their hash."""
+    """A queued job of ``owner``'s for a spec, after the checks that need several fields at
+    once; its inline arrays stored once by content (``store.datasets``), its spec keeping
+    their hash."""
     check_spec(spec, settings)
     normalised = spec.normalised()
     if isinstance(spec.data, InlineData):
@@ -78,15 +88,25 @@ def new_job(
         iterations=spec.iterations,
         created_at=utcnow(),
         sweep_id=sweep_id,
+        owner=owner,
     )
 
 
 def submit(
-    session: Session, spec: JobSpec, settings: Settings, idempotency_key: str | None = None
+    session: Session,
+    spec: JobSpec,
+    settings: Settings,
+    idempotency_key: str | None = None,
+    *,
+    owner: str = LOCAL_USER,
+    role: str = LOCAL_ROLE,
 ) -> tuple[Job, bool]:
-    """Store a queued job; ``(job, created)``. A key seen before returns that key's job."""
-    job = new_job(session, spec, settings)
+    """Store a queued job of ``owner``'s (whose account has ``role``: the quota applies to
+    students); ``(job, created)``. A key seen before returns that key's job, counting
+    nothing against the quota."""
+    job = new_job(session, spec, settings, owner=owner)
     if idempotency_key is None:
+        check_quota(session, owner, role, 1, settings)
         repository.add_job(session, job)
         queue.notify(session)
         return job, True
@@ -94,6 +114,7 @@ def submit(
     digest = request_hash(spec)
     existing = repository.get_by_idempotency_key(session, idempotency_key)
     if existing is None:
+        check_quota(session, owner, role, 1, settings)
         job.idempotency_key, job.request_hash = idempotency_key, digest
         try:
             with session.begin_nested():

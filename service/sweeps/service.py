@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 from service.errors import InvalidSpec, NotFound, Problem, user_path
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
+from service.jobs.quota import check_quota
 from service.jobs.schemas import data_summary, iso
 from service.sweeps.schemas import SweepRequest
 from store.queue import notify
 from store.settings import Settings
 from store.spec import InlineData, JobSpec
-from store.tables import Job, Sweep
+from store.tables import LOCAL_USER, Job, Sweep
 
 
 def get_path(spec: dict[str, Any], path: str) -> Any:
@@ -105,9 +106,20 @@ def expand(request: SweepRequest, settings: Settings) -> list[tuple[dict[str, An
     return combos
 
 
-def create(session: Session, request: SweepRequest, settings: Settings) -> tuple[Sweep, list[Job]]:
+def create(
+    session: Session,
+    request: SweepRequest,
+    settings: Settings,
+    *,
+    owner: str = LOCAL_USER,
+    role: str = jobs_service.LOCAL_ROLE,
+) -> tuple[Sweep, list[Job]]:
+    """Store the sweep and one queued job of ``owner``'s per combination, or nothing: a grid
+    that does not fit, or that would take a student past their quota, stores no row."""
     combos = expand(request, settings)
+    check_quota(session, owner, role, len(combos), settings)
     sweep = Sweep(
+        owner=owner,
         name=request.name,
         base=request.base.normalised(),
         grid=request.grid,
@@ -123,7 +135,7 @@ def create(session: Session, request: SweepRequest, settings: Settings) -> tuple
             update={"name": f"{request.name or 'sweep'}[{label}]"[:200], "tags": tags}
         )
         try:
-            job = jobs_service.new_job(session, named, settings, sweep_id=sweep.id)
+            job = jobs_service.new_job(session, named, settings, sweep_id=sweep.id, owner=owner)
         except InvalidSpec as exc:
             raise _bad_combination(overrides, exc.problems[0].loc, exc.problems[0].msg) from None
         jobs_repo.add_job(session, job)
