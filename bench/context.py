@@ -23,7 +23,7 @@ from store.queue import Claim, Queue, flush_records, notify
 from store.settings import Settings
 from store.spec import JobSpec
 from store.status import TERMINAL
-from store.tables import Job
+from store.tables import LOCAL_USER, Job
 
 
 def parse_time(stamp: str) -> float:
@@ -67,7 +67,7 @@ class Context:
         parsed = JobSpec.model_validate({**spec, "name": name})
         with self.db.write_session() as session:
             for _ in range(count):
-                job = jobs_service.new_job(parsed, self.settings)
+                job = jobs_service.new_job(parsed, self.settings, LOCAL_USER)
                 session.add(job)
             notify(session)
         return name

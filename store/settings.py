@@ -5,6 +5,8 @@ Every field here is documented in the README's settings table; keep the two in s
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -18,6 +20,11 @@ class Settings(BaseSettings):
         "sqlite:///./gradlab.db",
         description="Any SQLAlchemy URL: the embedded SQLite file by default, "
         "postgresql+psycopg://user@host/db to scale out.",
+    )
+    auth: Literal["off", "required"] = Field(
+        "off",
+        description="off: one local account, no sign-in; required: every /v1 request, the "
+        "event streams, plots, CSV and the dashboard's data need an API token.",
     )
     lease_seconds: float = Field(
         30.0, gt=0, description="How long a worker's claim on a job lasts without a heartbeat."

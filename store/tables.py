@@ -116,6 +116,7 @@ class Job(Base):
         Index("ix_jobs_model_kind_id", "model_kind", "id"),
         Index("ix_jobs_owner_id", "owner", "id"),
         Index("ix_jobs_owner_status", "owner", "status"),
+        UniqueConstraint("owner", "idempotency_key"),  # a key is its owner's alone
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -144,7 +145,7 @@ class Job(Base):
     worker_id: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     sweep_id: Mapped[str | None] = mapped_column(
         ForeignKey("sweeps.id", ondelete="SET NULL"), index=True

@@ -25,6 +25,7 @@ from service.jobs import repository as jobs_repo
 from service.jobs.service import job_view
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
+from store.accounts import Caller
 from store.chunks import COLUMNS, Col
 from store.status import TERMINAL
 from store.tables import GradientCheck
@@ -76,13 +77,16 @@ def _points(block: np.ndarray) -> Points:
 class JobEvents:
     """The events of one job from one cursor on."""
 
-    def __init__(self, streams: Streams, job_id: str, cursor: Cursor, interval: float) -> None:
+    def __init__(
+        self, streams: Streams, job_id: str, caller: Caller, cursor: Cursor, interval: float
+    ) -> None:
         self.streams, self.job_id, self.cursor, self.interval = streams, job_id, cursor, interval
+        self.caller = caller
 
     def _poll(self, session: Session) -> tuple[dict[str, Any] | None, Points | None, list[Any]]:
         """The job, the points after the cursor (up to a cap, encoded), and the checks after
         it. Points are encoded once for every stream of the job asking for the same range."""
-        job = jobs_repo.get_job(session, self.job_id)
+        job = jobs_repo.get_job(session, self.job_id, self.caller)
         if job is None:
             return None, None, []
         view = job_view(job)

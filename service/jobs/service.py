@@ -16,6 +16,7 @@ from service.errors import Conflict, InvalidSpec, NotApplicable, NotFound, Probl
 from service.jobs import repository, schemas
 from service.jobs.validation import check_spec
 from store import lifecycle, queue
+from store.accounts import Caller
 from store.codec import unpack_state
 from store.db import Database
 from store.settings import Settings
@@ -57,12 +58,13 @@ def request_hash(spec: JobSpec) -> str:
     return hashlib.sha256(orjson.dumps(spec.normalised(), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def new_job(spec: JobSpec, settings: Settings, sweep_id: str | None = None) -> Job:
-    """A queued job for a spec, after the checks that need several fields at once."""
+def new_job(spec: JobSpec, settings: Settings, owner: str, sweep_id: str | None = None) -> Job:
+    """A queued job of ``owner`` for a spec, after the checks that need several fields at once."""
     check_spec(spec, settings)
     normalised = spec.normalised()
     return lifecycle.queued(
         id=new_id(),
+        owner=owner,
         name=spec.name,
         tags=dict(spec.tags),
         model_kind=spec.model.kind,
@@ -74,24 +76,30 @@ def new_job(spec: JobSpec, settings: Settings, sweep_id: str | None = None) -> J
 
 
 def submit(
-    session: Session, spec: JobSpec, settings: Settings, idempotency_key: str | None = None
+    session: Session,
+    spec: JobSpec,
+    settings: Settings,
+    caller: Caller,
+    idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
-    """Store a queued job; ``(job, created)``. A key seen before returns that key's job."""
-    job = new_job(spec, settings)
+    """Store a queued job of ``caller``'s; ``(job, created)``. A key the caller used before
+    returns that key's job (keys are each owner's own)."""
+    owner = caller.name  # who the job is for: checks on the caller's share go here
+    job = new_job(spec, settings, owner)
     if idempotency_key is None:
         repository.add_job(session, job)
         queue.notify(session)
         return job, True
 
     digest = request_hash(spec)
-    existing = repository.get_by_idempotency_key(session, idempotency_key)
+    existing = repository.get_by_idempotency_key(session, owner, idempotency_key)
     if existing is None:
         job.idempotency_key, job.request_hash = idempotency_key, digest
         try:
             with session.begin_nested():
                 repository.add_job(session, job)
         except IntegrityError:  # another request with this key committed meanwhile
-            existing = repository.get_by_idempotency_key(session, idempotency_key)
+            existing = repository.get_by_idempotency_key(session, owner, idempotency_key)
             if existing is None:
                 raise
         else:
@@ -111,24 +119,30 @@ def submit(
     return existing, False
 
 
-async def view_async(db: Database, job_id: str) -> dict[str, Any]:
+def no_job(job_id: str) -> NotFound:
+    """The one answer for a job that does not exist or that the caller may not see."""
+    return NotFound(f"There is no job {job_id!r}.")
+
+
+async def view_async(db: Database, job_id: str, caller: Caller) -> dict[str, Any]:
     """The job's view, straight from one indexed read, on the event loop."""
-    row = await repository.job_row(db, job_id)
+    row = await repository.job_row(db, job_id, caller)
     if row is None:
-        raise NotFound(f"There is no job {job_id!r}.")
+        raise no_job(job_id)
     return job_view(row)
 
 
-def get(session: Session, job_id: str) -> Job:
-    job = repository.get_job(session, job_id)
+def get(session: Session, job_id: str, caller: Caller) -> Job:
+    """The job, or NotFound when there is none ``caller`` may see."""
+    job = repository.get_job(session, job_id, caller)
     if job is None:
-        raise NotFound(f"There is no job {job_id!r}.")
+        raise no_job(job_id)
     return job
 
 
-def cancel(session: Session, job_id: str) -> Job:
+def cancel(session: Session, job_id: str, caller: Caller) -> Job:
     """Cancel a queued job at once; ask a running one to stop at its next flush."""
-    job = get(session, job_id)
+    job = get(session, job_id, caller)
     if job.status in (Status.SUCCEEDED, Status.FAILED):
         raise Conflict(f"Job {job_id} already {job.status}; there is nothing to cancel.")
     if job.status == Status.QUEUED and not lifecycle.cancel_queued(session, job_id):
@@ -139,21 +153,21 @@ def cancel(session: Session, job_id: str) -> Job:
     return job
 
 
-def delete(session: Session, job_id: str) -> None:
-    job = get(session, job_id)
+def delete(session: Session, job_id: str, caller: Caller) -> None:
+    job = get(session, job_id, caller)
     if not lifecycle.delete_terminal(session, job_id):
         raise Conflict(
             f"Job {job_id} is {job.status}; cancel it and wait until it stops before deleting it."
         )
 
 
-def gradient_checks(session: Session, job_id: str) -> list[dict[str, Any]]:
-    get(session, job_id)
+def gradient_checks(session: Session, job_id: str, caller: Caller) -> list[dict[str, Any]]:
+    get(session, job_id, caller)
     return [row.result for row in repository.gradient_checks(session, job_id)]
 
 
-def parameters(session: Session, job_id: str) -> dict[str, Any]:
-    job = get(session, job_id)
+def parameters(session: Session, job_id: str, caller: Caller) -> dict[str, Any]:
+    job = get(session, job_id, caller)
     row = repository.checkpoint(session, job_id)
     if row is None:
         raise NotApplicable(f"Job {job_id} is {job.status} and has recorded no parameters yet.")

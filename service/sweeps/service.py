@@ -16,7 +16,9 @@ from service.errors import InvalidSpec, NotFound, Problem, user_path
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
 from service.jobs.schemas import iso
+from service.sweeps import repository
 from service.sweeps.schemas import SweepRequest
+from store.accounts import Caller
 from store.queue import notify
 from store.settings import Settings
 from store.spec import JobSpec
@@ -96,9 +98,14 @@ def expand(request: SweepRequest, settings: Settings) -> list[tuple[dict[str, An
     return combos
 
 
-def create(session: Session, request: SweepRequest, settings: Settings) -> tuple[Sweep, list[Job]]:
+def create(
+    session: Session, request: SweepRequest, settings: Settings, caller: Caller
+) -> tuple[Sweep, list[Job]]:
+    """The sweep and its jobs, all ``caller``'s."""
     combos = expand(request, settings)
+    owner = caller.name  # who the len(combos) jobs are for: checks on the caller's share go here
     sweep = Sweep(
+        owner=owner,
         name=request.name,
         base=request.base.normalised(),
         grid=request.grid,
@@ -114,7 +121,7 @@ def create(session: Session, request: SweepRequest, settings: Settings) -> tuple
             update={"name": f"{request.name or 'sweep'}[{label}]"[:200], "tags": tags}
         )
         try:
-            job = jobs_service.new_job(named, settings, sweep_id=sweep.id)
+            job = jobs_service.new_job(named, settings, owner, sweep_id=sweep.id)
         except InvalidSpec as exc:
             raise _bad_combination(overrides, exc.problems[0].loc, exc.problems[0].msg) from None
         jobs_repo.add_job(session, job)
@@ -146,13 +153,17 @@ def view(sweep: Sweep, jobs: Sequence[Any], sort: str = "created") -> dict[str, 
         rows = sorted(present, key=lambda r: r[key], reverse=descending) + missing
     elif descending:
         rows.reverse()
+    return {**summary(sweep), "base": sweep.base, "jobs": rows}
+
+
+def summary(sweep: Sweep) -> dict[str, Any]:
+    """A sweep as ``GET /v1/sweeps`` lists it."""
     return {
         "id": sweep.id,
         "name": sweep.name,
+        "owner": sweep.owner,
         "grid": sweep.grid,
-        "base": sweep.base,
         "created_at": iso(sweep.created_at),
-        "jobs": rows,
     }
 
 
@@ -169,11 +180,12 @@ _SWEEP_JOB_COLUMNS = (
 )
 
 
-def get(session: Session, sweep_id: str) -> tuple[Sweep, list[Any]]:
+def get(session: Session, sweep_id: str, caller: Caller) -> tuple[Sweep, list[Any]]:
     """The sweep and its jobs, oldest first, as rows of :data:`_SWEEP_JOB_COLUMNS` (which
     the plots read too): only the columns the view needs, and no more rows than the grid
-    made (its jobs are only ever created with it)."""
-    sweep = session.get(Sweep, sweep_id)
+    made (its jobs are only ever created with it, for its owner). A sweep ``caller`` may
+    not see is NotFound, as one that does not exist."""
+    sweep = repository.get_sweep(session, sweep_id, caller)
     if sweep is None:
         raise NotFound(f"There is no sweep {sweep_id!r}.")
     size = math.prod(len(values) for values in sweep.grid.values())
