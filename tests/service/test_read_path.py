@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.jobs import service as jobs_service
 from service.jobs.repository import job_row
+from store.accounts import LOCAL
 from store.db import Database
 from store.spec import JobSpec
-from store.accounts import LOCAL
 from store.tables import LOCAL_USER
 from tests.conftest import make_settings
 
