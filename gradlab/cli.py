@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from gradlab import client
+from gradlab.users import app as users_app
 
 app = typer.Typer(
     name="gradlab",
@@ -118,6 +119,8 @@ def bench(
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "bench", *args])
 
+
+app.add_typer(users_app, name="users")
 
 for _command in client.COMMANDS:  # submit, jobs, show, metrics, cancel, sweep
     app.command(rich_help_panel="Client (--url or GRADLAB_URL)")(_command)
