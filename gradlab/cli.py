@@ -96,7 +96,7 @@ def bench(
     only: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated sections: engine, tracking, writes, reads, api, tiny, "
+            help="Comma-separated sections: engine, tracking, writes, reads, api, auth, tiny, "
             "pickup, memory."
         ),
     ] = None,
