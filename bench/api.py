@@ -7,11 +7,14 @@ import contextlib
 import re
 import shutil
 import subprocess
+import uuid
 
 from bench import readpaths
 from bench.context import TINY, Context
 from bench.report import Row, at_least, at_most, info, ratio
 from gradlab.procs import children, cpu_seconds
+from service.jobs import service as jobs_service
+from store.spec import JobSpec
 
 # --- GET /v1/jobs/{id} (issue 5) --------------------------------------------------------------
 
@@ -29,12 +32,15 @@ def _api_pid(pid: int) -> int:
     return pid
 
 
-def _wrk(url: str, connections: int, seconds: int, pid: int | None = None) -> dict[str, float]:
+def _wrk(
+    url: str, connections: int, seconds: int, pid: int | None = None, token: str | None = None
+) -> dict[str, float]:
     """One wrk run: req/s, p50 in ms and, given the server's pid, the server's CPU time per
-    request in µs, which the machine's other load hardly moves."""
+    request in µs, which the machine's other load hardly moves; ``token`` as a Bearer header."""
     cpu = cpu_seconds(pid) if pid else 0.0
+    header = ["-H", f"Authorization: Bearer {token}"] if token else []
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *header, url],
         capture_output=True,
         text=True,
         check=True,
@@ -120,4 +126,69 @@ def get_job(ctx: Context, repeats: int = 3, seconds: int = 5) -> list[Row]:
                 "api", f"CPU per request, {path} / {base}", [a["cpu"] / b["cpu"] for a, b in pairs]
             ),
         ]
+    return rows
+
+
+# --- GET /v1/jobs/{id} with GRADLAB_AUTH=required (issue 11) ---------------------------------
+
+
+def get_job_auth(ctx: Context, repeats: int = 3, seconds: int = 5) -> list[Row]:
+    """The same read on two ``gradlab serve`` s of one database, one with GRADLAB_AUTH=off and
+    one with ``required`` (a student's token, the owner predicate in the query, the token
+    cache), measured in turns so that the machine's load falls on both alike."""
+    if shutil.which("wrk") is None:
+        return [Row("auth", "GET /v1/jobs/{id}", "", float("nan"), "", note="wrk is missing")]
+    from store import accounts
+
+    with ctx.db.write_session() as session:
+        name = f"bench-{uuid.uuid4().hex[:8]}"
+        _, token = accounts.create_user(session, name, accounts.Role.STUDENT)
+        spec = JobSpec.model_validate({**TINY, "name": "bench-auth"})
+        session.add(jobs_service.new_job(session, spec, ctx.settings, name))
+    modes = ("off", "required")
+    runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+    with contextlib.ExitStack() as stack:
+        urls, pids, tokens = {}, {}, {"off": None, "required": token}
+        for mode in modes:
+            server = stack.enter_context(ctx.server(name=f"auth-{mode}", auth=mode))
+            assert server.proc is not None
+            with server.client(headers={"Authorization": f"Bearer {token}"}) as http:
+                found = http.get("/v1/jobs?name=bench-auth&limit=1").json()["jobs"][0]
+                assert found["owner"] == name
+            urls[mode], pids[mode] = (
+                f"{server.base}/v1/jobs/{found['id']}",
+                _api_pid(server.proc.pid),
+            )
+        for mode in modes:
+            _wrk(urls[mode], 4, 1, token=tokens[mode])  # warm-up
+        for r in range(repeats):
+            for mode in modes[r % 2 :] + modes[: r % 2]:
+                runs[mode].append(_wrk(urls[mode], 4, seconds, pids[mode], tokens[mode]))
+    rows = []
+    for mode in modes:
+        tag = f" [GRADLAB_AUTH={mode}]"
+        binding = mode == "required"
+        group = [
+            at_most(
+                "auth", f"GET /v1/jobs/{{id}} p50{tag}", [x["p50"] for x in runs[mode]], 2.0, "ms"
+            ),
+            at_least(
+                "auth",
+                f"GET /v1/jobs/{{id}} throughput{tag}",
+                [x["rate"] for x in runs[mode]],
+                3000,
+                "req/s",
+                "a student's token, wrk -t1 -c4" if binding else "",
+            ),
+            info("auth", f"API CPU per request{tag}", [x["cpu"] for x in runs[mode]], "µs"),
+        ]
+        for row in group:
+            row.binding = binding
+        rows += group
+    pairs = list(zip(runs["required"], runs["off"], strict=True))
+    rows += [
+        ratio("auth", "throughput, required / off", [a["rate"] / b["rate"] for a, b in pairs]),
+        ratio("auth", "p50, required / off", [a["p50"] / b["p50"] for a, b in pairs]),
+        ratio("auth", "CPU per request, required / off", [a["cpu"] / b["cpu"] for a, b in pairs]),
+    ]
     return rows

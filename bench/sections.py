@@ -321,6 +321,7 @@ SECTIONS: dict[str, Any] = {
     "writes": writes,
     "reads": reads,
     "api": api.get_job,
+    "auth": api.get_job_auth,
     "tiny": tiny_jobs,
     "pickup": pickup,
     "memory": worker_memory,

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from gradlab import client
+from gradlab.users import app as users_app
 
 app = typer.Typer(
     name="gradlab",
@@ -108,7 +109,7 @@ def bench(
     only: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated sections: engine, tracking, writes, reads, api, tiny, "
+            help="Comma-separated sections: engine, tracking, writes, reads, api, auth, tiny, "
             "pickup, memory."
         ),
     ] = None,
@@ -131,6 +132,8 @@ def bench(
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "bench", *args])
 
+
+app.add_typer(users_app, name="users")
 
 for _command in client.COMMANDS:  # submit, jobs, show, metrics, cancel, sweep
     app.command(rich_help_panel="Client (--url or GRADLAB_URL)")(_command)

@@ -8,6 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from service import health
+from service.auth import repository as auth_repo
+from service.auth.middleware import Authenticate, TokenCache
+from service.auth.router import router as auth_router
 from service.bodylimit import BodyLimit
 from service.catalog.router import router as catalog_router
 from service.dashboard.router import router as dashboard_router
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings.database_url, settings)  # connects on first use
     app.state.streams = Streams(settings, app.state.db)
     app.state.renderers = Renderers(settings)
+    app.state.tokens = TokenCache(lambda digest: auth_repo.caller_by_hash(app.state.db, digest))
     install_handlers(app)
     app.add_middleware(
         BodyLimit,
@@ -66,8 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         large_bytes=settings.large_body_bytes,
         large_slots=settings.max_large_bodies,
     )
+    # Added after the body limit, so it runs first: a request without a valid token reads no body.
+    app.add_middleware(Authenticate, required=settings.auth == "required", cache=app.state.tokens)
     install_web_surface(app, settings)  # outside the body limit: hosts, cross-site, headers, log
     app.include_router(health.router)
+    app.include_router(auth_router)
     app.include_router(jobs_router)
     app.include_router(catalog_router)
     app.include_router(metrics_router)

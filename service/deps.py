@@ -1,4 +1,5 @@
-"""Typed dependencies, in one place: the settings, the database and a read session, and
+"""Typed dependencies, in one place: the settings, the database and a read session, the
+caller (who :class:`service.auth.middleware.Authenticate` found the request is from), and
 the check every route depends on (:func:`refuse_nul`).
 
 A read session begins a deferred transaction (a snapshot, no lock) and is rolled back when
@@ -17,7 +18,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from service.errors import InvalidSpec, Problem
+from service.errors import InvalidSpec, Problem, Unauthorized
+from store.accounts import Caller
 from store.db import Database
 from store.settings import Settings
 
@@ -29,6 +31,15 @@ async def get_settings(request: Request) -> Settings:
 async def get_database(request: Request) -> Database:
     # async: FastAPI would run a plain function in its threadpool, a hop per request.
     return request.app.state.db
+
+
+async def get_caller(request: Request) -> Caller:
+    """Who the request is from: set by the authentication middleware before any route runs
+    (the ``local`` admin with GRADLAB_AUTH=off)."""
+    caller = getattr(request.state, "caller", None)
+    if caller is None:  # only for a route outside /v1 that asks who is calling
+        raise Unauthorized("This needs an API token: send Authorization: Bearer TOKEN.")
+    return caller
 
 
 def get_read_session(request: Request) -> Iterator[Session]:
@@ -53,4 +64,5 @@ async def refuse_nul(request: Request) -> None:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]

@@ -50,10 +50,35 @@ class GradlabError(Exception):
     def body(self) -> dict[str, Any]:
         return {"detail": self.message, "message": self.message, "type": self.type}
 
+    def headers(self) -> dict[str, str] | None:
+        """Headers the answer carries besides the body (``Retry-After``, say)."""
+        return None
+
 
 class NotFound(GradlabError):
     status = 404
     type = "not_found"
+
+
+class Unauthorized(GradlabError):
+    """No token, or one that is unknown or revoked: answered with ``WWW-Authenticate``."""
+
+    status = 401
+    type = "unauthorized"
+
+    def __init__(self, message: str, challenge: str = "Bearer") -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": self.challenge}
+
+
+class Forbidden(GradlabError):
+    """The caller is known, but their role may not do this."""
+
+    status = 403
+    type = "forbidden"
 
 
 class Conflict(GradlabError):
@@ -143,6 +168,9 @@ class Busy(GradlabError):
         super().__init__(message)
         self.retry_after, self.status, self.type = retry_after, status, kind
 
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}
+
 
 def _dotted(loc: Sequence[str | int]) -> str:
     out = ""
@@ -230,8 +258,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GradlabError)
     async def _gradlab_error(_: Request, exc: GradlabError) -> Response:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
-        return json_response(exc.body(), exc.status, headers)
+        return json_response(exc.body(), exc.status, exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> Response:

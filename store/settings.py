@@ -21,6 +21,11 @@ class Settings(BaseSettings):
         description="Any SQLAlchemy URL: the embedded SQLite file by default, "
         "postgresql+psycopg://user@host/db to scale out.",
     )
+    auth: Literal["off", "required"] = Field(
+        "off",
+        description="off: one local account, no sign-in; required: every /v1 request, the "
+        "event streams, plots, CSV and the dashboard's data need an API token.",
+    )
     lease_seconds: float = Field(
         30.0, gt=0, description="How long a worker's claim on a job lasts without a heartbeat."
     )
@@ -102,11 +107,6 @@ class Settings(BaseSettings):
     )
     plot_queue: int = Field(
         16, ge=0, description="Plots waiting for a renderer; one more gets 503 with Retry-After."
-    )
-    auth: Literal["off", "required"] = Field(
-        "off",
-        description="off: one local user, no login (then `gradlab serve` keeps to loopback "
-        "unless told otherwise); required: every request needs a token.",
     )
     allowed_hosts: str = Field(
         "localhost,127.0.0.1,::1",

@@ -118,6 +118,7 @@ class Job(Base):
         Index("ix_jobs_owner_status", "owner", "status"),
         # The fair-share claim: each waiting owner, and the oldest queued job of each, by seeks.
         Index("ix_jobs_status_owner_id", "status", "owner", "id"),
+        UniqueConstraint("owner", "idempotency_key"),  # a key is its owner's alone
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -146,7 +147,7 @@ class Job(Base):
     worker_id: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     sweep_id: Mapped[str | None] = mapped_column(
         ForeignKey("sweeps.id", ondelete="SET NULL"), index=True

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 import migrations as migrate
 from service.app import create_app
 from store.settings import Settings
+from store.tables import LOCAL_USER
 from worker.main import Worker
 
 IN_CI = bool(os.environ.get("CI"))
@@ -72,13 +73,16 @@ def pg_database() -> Iterator[str]:
 
 @pytest.fixture
 def pg_url(pg_database: str) -> str:
-    """The session's PostgreSQL database, emptied of the previous test's rows."""
+    """The session's PostgreSQL database, emptied of the previous test's rows (and accounts,
+    but for the ``local`` one the migration made)."""
     import psycopg
 
     with psycopg.connect(pg_database.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE jobs, sweeps, attempts, metric_chunks, gradient_checks, checkpoints, datasets"
+            "TRUNCATE jobs, sweeps, attempts, metric_chunks, gradient_checks, checkpoints, "
+            "datasets, api_tokens"
         )
+        conn.execute("DELETE FROM users WHERE name <> %s", (LOCAL_USER,))
     return pg_database
 
 
@@ -120,12 +124,14 @@ SYNTHETIC = {
 }
 
 
-def synthetic_job(url: str, loss: Any) -> str:
-    """A succeeded job whose points have the losses ``loss``, written through the worker's
-    flush path (records → blocks → chunks of 1,000 → fenced flushes) without training."""
+def synthetic_job(url: str, loss: Any, owner: str = LOCAL_USER) -> str:
+    """A succeeded job of ``owner``'s whose points have the losses ``loss``, written through
+    the worker's flush path (records → blocks → chunks of 1,000 → fenced flushes) without
+    training."""
     import numpy as np
 
     from service.jobs import service as jobs_service
+    from store.accounts import Caller, Role
     from store.codec import pack_state
     from store.db import Database
     from store.lifecycle import SUCCEEDED
@@ -137,7 +143,8 @@ def synthetic_job(url: str, loss: Any) -> str:
     try:
         with db.write_session() as session:
             spec = JobSpec.model_validate({**SYNTHETIC, "iterations": len(loss)})
-            job_id = jobs_service.submit(session, spec, settings)[0].id
+            caller = Caller(owner, Role.STUDENT)
+            job_id = jobs_service.submit(session, spec, settings, caller)[0].id
         queue = Queue(db, settings, "test")
         claim = queue.claim()
         assert claim is not None and claim.job_id == job_id

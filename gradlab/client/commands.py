@@ -39,6 +39,17 @@ Url = Annotated[
         "--url", envvar="GRADLAB_URL", show_envvar=True, help="The gradlab server to talk to."
     ),
 ]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="GRADLAB_TOKEN",
+        show_envvar=True,
+        show_default=False,
+        help="Your API token, for a server with GRADLAB_AUTH=required (better in GRADLAB_TOKEN: "
+        "an option shows in the process list).",
+    ),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead.")]
 JobId = Annotated[str, typer.Argument(metavar="ID", help="The job's id.", show_default=False)]
 
@@ -51,12 +62,20 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 @contextmanager
-def _server(url: str, job_id: str | None = None) -> Iterator[Client]:
-    """A client for ``url``; its errors become one message on stderr and an exit code."""
+def _server(url: str, token: str | None, job_id: str | None = None) -> Iterator[Client]:
+    """A client for ``url`` sending ``token``; its errors become one message on stderr and
+    an exit code (never with the token in it)."""
     try:
-        with Client(url) as api:
+        with Client(url, token=token) as api:
             yield api
     except APIError as exc:
+        if exc.status == 401:
+            why = "the one sent is unknown or revoked" if token else "none was sent"
+            _fail(
+                f"{url} needs a valid API token, and {why}. Set GRADLAB_TOKEN (or pass "
+                "--token); `gradlab users token NAME` issues one.",
+                exc.exit_code,
+            )
         if exc.status == 404 and job_id is not None:
             _fail(f"no job {job_id} at {url}.", FAILED)
         problems = exc.problems()
@@ -95,12 +114,13 @@ def submit(
         str | None, typer.Option(help="Retry-safe submission: the same key, the same job.")
     ] = None,
     url: Url = DEFAULT_URL,
+    token: Token = None,
 ) -> None:
     """Submit a training job and print its id; --follow shows it train."""
     body = _spec(spec)
     if name is not None:
         body["name"] = name
-    with _server(url) as api:
+    with _server(url, token) as api:
         job = api.submit(body, idempotency_key)
         typer.echo(job["id"])
         if not follow:
@@ -132,15 +152,21 @@ def jobs(
     name: Annotated[str | None, typer.Option(help="Only jobs with this name.")] = None,
     tag: Annotated[str | None, typer.Option(help="KEY (has the tag) or KEY:VALUE.")] = None,
     sweep: Annotated[str | None, typer.Option(help="Only the jobs of this sweep.")] = None,
+    owner: Annotated[
+        str | None, typer.Option(help="Only this account's jobs (instructors and admins).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many.")] = 20,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
+    token: Token = None,
 ) -> None:
     """List jobs, newest first."""
     from rich.markup import escape
 
-    with _server(url) as api:
-        page = api.jobs(status=status, model=model, name=name, tag=tag, sweep_id=sweep, limit=limit)
+    with _server(url, token) as api:
+        page = api.jobs(
+            status=status, model=model, name=name, tag=tag, sweep_id=sweep, owner=owner, limit=limit
+        )
     if as_json:
         _print_json(page)
         return
@@ -173,11 +199,13 @@ def jobs(
         console.print(f"[dim]more jobs than {limit}: raise --limit to see them[/dim]")
 
 
-def show(job_id: JobId, as_json: AsJson = False, url: Url = DEFAULT_URL) -> None:
+def show(
+    job_id: JobId, as_json: AsJson = False, url: Url = DEFAULT_URL, token: Token = None
+) -> None:
     """One job: status, spec, summary, error and gradient checks."""
     from rich.markup import escape
 
-    with _server(url, job_id) as api:
+    with _server(url, token, job_id) as api:
         job = api.job(job_id)
         checks = api.checks(job_id) if not as_json else []
     if as_json:
@@ -220,10 +248,11 @@ def metrics(
     ] = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
+    token: Token = None,
 ) -> None:
     """A job's recorded points: a short table, all of them with --csv, or --json."""
 
-    with _server(url, job_id) as api:
+    with _server(url, token, job_id) as api:
         if csv:
             out = typer.get_binary_stream("stdout")
             for chunk in api.metrics_csv(job_id, start=start, end=end, max_points=max_points):
@@ -259,9 +288,9 @@ def metrics(
         )
 
 
-def cancel(job_id: JobId, url: Url = DEFAULT_URL) -> None:
+def cancel(job_id: JobId, url: Url = DEFAULT_URL, token: Token = None) -> None:
     """Cancel a job and print its new status (a running one stops at its next flush)."""
-    with _server(url, job_id) as api:
+    with _server(url, token, job_id) as api:
         job = api.cancel(job_id)
     typer.echo(job["status"])
     if job["status"] == "running":
@@ -273,10 +302,11 @@ def sweep(
         str, typer.Argument(metavar="SWEEP", help="A .json or .yaml file: {name, base, grid}.")
     ],
     url: Url = DEFAULT_URL,
+    token: Token = None,
 ) -> None:
     """Start a sweep (one job per combination of the grid) and print its id."""
     body = _spec(spec)
-    with _server(url) as api:
+    with _server(url, token) as api:
         created = api.sweep(body)
     typer.echo(created["id"])
     table = render.table(title=f"{len(created['jobs'])} jobs")

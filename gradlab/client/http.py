@@ -85,13 +85,22 @@ class Client:
     """A gradlab server's jobs API, one method per endpoint the commands use."""
 
     def __init__(
-        self, url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``token`` goes in every request's ``Authorization: Bearer`` header (never in a URL)."""
         import httpx
 
         self.url = (url if "://" in url else f"http://{url}").rstrip("/")
         self.timeout = timeout
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, transport=transport, headers=headers
+        )
 
     def __enter__(self) -> Client:
         return self

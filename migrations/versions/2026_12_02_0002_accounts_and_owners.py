@@ -1,7 +1,8 @@
 """Accounts, their API tokens, and an owner on every job and sweep.
 
 Jobs and sweeps that exist before this revision belong to the ``local`` account, the one
-user of ``GRADLAB_AUTH=off``.
+user of ``GRADLAB_AUTH=off``. An ``Idempotency-Key`` becomes unique per owner: one student's
+key must neither collide with another's nor find another's job.
 
 Revision ID: 0002
 Revises: 0001
@@ -59,6 +60,11 @@ def upgrade() -> None:
             )
             batch.create_foreign_key(op.f(f"fk_{table}_owner_users"), "users", ["owner"], ["name"])
             batch.create_index(f"ix_{table}_owner_id", ["owner", "id"])
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_constraint(op.f("uq_jobs_idempotency_key"), type_="unique")
+        batch.create_unique_constraint(
+            op.f("uq_jobs_owner_idempotency_key"), ["owner", "idempotency_key"]
+        )
     op.create_index("ix_jobs_owner_status", "jobs", ["owner", "status"])
     op.create_index("ix_jobs_status_owner_id", "jobs", ["status", "owner", "id"])
 
@@ -66,6 +72,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_jobs_status_owner_id", table_name="jobs")
     op.drop_index("ix_jobs_owner_status", table_name="jobs")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_constraint(op.f("uq_jobs_owner_idempotency_key"), type_="unique")
+        batch.create_unique_constraint(op.f("uq_jobs_idempotency_key"), ["idempotency_key"])
     for table in ("sweeps", "jobs"):
         with op.batch_alter_table(table) as batch:
             batch.drop_index(f"ix_{table}_owner_id")

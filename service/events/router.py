@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
-from service.deps import DatabaseDep
+from service.deps import CallerDep, DatabaseDep
 from service.errors import ErrorBody
 from service.events.response import JobStream
 from service.events.service import Cursor, JobEvents
@@ -42,15 +42,16 @@ router = APIRouter(prefix="/v1/jobs", tags=["events"])
 async def events(
     request: Request,
     db: DatabaseDep,
+    caller: CallerDep,
     job_id: str,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
     interval: Annotated[
         float, Query(ge=0.02, le=10, description="Seconds between looks at the database.")
     ] = 0.25,
 ) -> EventSourceResponse:
-    await jobs.view_async(db, job_id)  # 404 before a slot is taken
+    await jobs.view_async(db, job_id, caller)  # 404 before a slot is taken
     streams: Streams = request.app.state.streams
     client = request.client.host if request.client else "unknown"
     streams.acquire(client)  # the response gives it back, however it ends
-    stream = JobEvents(streams, job_id, Cursor.parse(last_event_id), interval)
+    stream = JobEvents(streams, job_id, caller, Cursor.parse(last_event_id), interval)
     return JobStream(stream, streams, client, job_id)

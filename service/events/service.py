@@ -23,6 +23,7 @@ from service.events.streams import Recent, Streams
 from service.events.tail import MAX_POINTS_PER_EVENT, Points, Tail, encode_points
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
+from store.accounts import Caller
 from store.status import TERMINAL
 
 _CURSOR = re.compile(r"^p(\d{1,12})-c(\d{1,9})$")
@@ -65,8 +66,11 @@ def _read_points(
 class JobEvents:
     """The events of one job from one cursor on, sent from the job's shared tail."""
 
-    def __init__(self, streams: Streams, job_id: str, cursor: Cursor, interval: float) -> None:
+    def __init__(
+        self, streams: Streams, job_id: str, caller: Caller, cursor: Cursor, interval: float
+    ) -> None:
         self.streams, self.job_id, self.cursor, self.interval = streams, job_id, cursor, interval
+        self.caller = caller
 
     async def _next_points(self, tail: Tail) -> Points | None:
         """The block at the cursor: the tail's, or read for this stream alone when the

@@ -14,12 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.errors import Busy
+from store.accounts import Role
 from store.settings import Settings
 from store.status import Status
 from store.tables import Job, User
-
-EXEMPT_ROLES = frozenset({"instructor", "admin"})
-"""The roles the quota does not apply to (``store.accounts.Role``'s values)."""
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
 """The statuses that count against the quota."""
@@ -37,12 +35,14 @@ def active_jobs(session: Session, owner: str) -> int:
     return session.execute(query).scalar_one()
 
 
-def check_quota(session: Session, owner: str, role: str, adding: int, settings: Settings) -> None:
+def check_quota(
+    session: Session, owner: str, role: Role | str, adding: int, settings: Settings
+) -> None:
     """Refuse, with a 429 and ``Retry-After``, ``adding`` more jobs for ``owner`` when their
     queued and running jobs would then exceed ``GRADLAB_MAX_ACTIVE_JOBS_PER_USER``. Call it in
     the transaction that inserts the jobs, before inserting them, so the refusal stores
     nothing and no other submission of the owner's counts in between."""
-    if role in EXEMPT_ROLES:
+    if Role(role) is not Role.STUDENT:  # instructors and admins are exempt
         return
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(User.name).where(User.name == owner).with_for_update())

@@ -1,19 +1,37 @@
 """Every query on jobs and their gradient checks and checkpoints, in one module (the writes
-that change a job's status are :mod:`store.lifecycle`'s)."""
+that change a job's status are :mod:`store.lifecycle`'s).
+
+Whose jobs a caller sees is decided here, once, by :func:`visible`: every read of a job by
+id or in a list goes through it, so a student's request for another's job finds nothing,
+exactly as for an id that does not exist — the same query, the same answer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from store import datasets
+from store.accounts import Caller, Role
 from store.db import Database
 from store.spec import InlineData
 from store.tables import Checkpoint, GradientCheck, Job
+
+Q = TypeVar("Q", bound=Select[Any])
+
+
+def visible(query: Q, caller: Caller, owner: ColumnElement[str] | Any = Job.owner) -> Q:
+    """``query`` narrowed to what ``caller`` may see: the one owner predicate. Instructors
+    and admins see everything; a student only rows whose ``owner`` (a job's, by default, or
+    a sweep's) is them. The name is a bound parameter named ``owner``, so a statement built
+    once serves every student."""
+    if caller.sees_all:
+        return query
+    return query.where(owner == bindparam("owner", caller.name))
 
 
 def add_job(session: Session, job: Job) -> Job:
@@ -22,31 +40,39 @@ def add_job(session: Session, job: Job) -> Job:
     return job
 
 
-def get_job(session: Session, job_id: str) -> Job | None:
-    return session.get(Job, job_id)
+def get_job(session: Session, job_id: str, caller: Caller) -> Job | None:
+    """The job, if it exists and ``caller`` may see it."""
+    return session.scalars(visible(select(Job).where(Job.id == job_id), caller)).first()
 
 
-def get_jobs(session: Session, job_ids: Sequence[str]) -> list[Job]:
-    return list(session.scalars(select(Job).where(Job.id.in_(job_ids))))
+def get_jobs(session: Session, job_ids: Sequence[str], caller: Caller) -> list[Job]:
+    return list(session.scalars(visible(select(Job).where(Job.id.in_(job_ids)), caller)))
 
 
-_JOB_BY_ID = select(*Job.__table__.c).where(Job.__table__.c.id == bindparam("job_id"))
+_BY_ID = select(*Job.__table__.c).where(Job.__table__.c.id == bindparam("job_id"))
+# Built once each, so the fast reader compiles each once: every job, and a student's own.
+_JOB_BY_ID = {True: _BY_ID, False: visible(_BY_ID, Caller("", Role.STUDENT))}
 
 
-async def job_row(db: Database, job_id: str) -> SimpleNamespace | None:
+async def job_row(db: Database, job_id: str, caller: Caller) -> SimpleNamespace | None:
     """One job's columns as attributes, without ORM or Core execution overhead and without
     blocking the event loop on a round trip: the hot path of ``GET /v1/jobs/{id}``."""
-    row = await db.first(_JOB_BY_ID, job_id=job_id)
+    params = {"job_id": job_id} if caller.sees_all else {"job_id": job_id, "owner": caller.name}
+    row = await db.first(_JOB_BY_ID[caller.sees_all], **params)
     return None if row is None else SimpleNamespace(**row)
 
 
-def get_by_idempotency_key(session: Session, key: str) -> Job | None:
-    return session.scalars(select(Job).where(Job.idempotency_key == key)).first()
+def get_by_idempotency_key(session: Session, owner: str, key: str) -> Job | None:
+    """The owner's job submitted with this key: keys are each owner's own."""
+    query = select(Job).where(Job.owner == owner, Job.idempotency_key == key)
+    return session.scalars(query).first()
 
 
 def list_jobs(
     session: Session,
+    caller: Caller,
     *,
+    owner: str | None = None,
     status: str | None = None,
     model: str | None = None,
     name: str | None = None,
@@ -55,8 +81,11 @@ def list_jobs(
     before: str | None = None,
     limit: int = 50,
 ) -> list[Job]:
-    """Jobs newest first, ``limit`` of them, with ids below the cursor ``before``."""
-    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    """Jobs ``caller`` may see, newest first, ``limit`` of them, with ids below the cursor
+    ``before``; only ``owner``'s when given."""
+    query = visible(select(Job).order_by(Job.id.desc()).limit(limit), caller)
+    if owner is not None:
+        query = query.where(Job.owner == owner)
     if status is not None:
         query = query.where(Job.status == status)
     if model is not None:

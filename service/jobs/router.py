@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
-from service.deps import DatabaseDep, ReadSessionDep, SettingsDep
+from service.deps import CallerDep, DatabaseDep, ReadSessionDep, SettingsDep
 from service.errors import ErrorBody, json_response
 from service.jobs import repository, schemas, service
 from service.jobs.examples import SEEDS
@@ -45,6 +45,7 @@ def submit_job(
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
+    caller: CallerDep,
     spec: Annotated[JobSpec, Body(openapi_examples=SEEDS)],
     idempotency_key: Annotated[
         str | None,
@@ -55,7 +56,7 @@ def submit_job(
     ] = None,
 ) -> Response:
     with db.write_session() as session:
-        job, created = service.submit(session, spec, settings, idempotency_key)
+        job, created = service.submit(session, spec, settings, caller, idempotency_key)
         view = service.job_view(job)
     headers = {"Location": str(request.url_for("get_job", job_id=job.id))}
     if not created:
@@ -75,6 +76,11 @@ def examples() -> Response:
 @router.get("", response_model=schemas.JobList, summary="List jobs, newest first")
 def list_jobs(
     session: ReadSessionDep,
+    caller: CallerDep,
+    owner: Annotated[
+        str | None,
+        Query(max_length=64, description="Only this account's jobs (a student sees only theirs)."),
+    ] = None,
     status: schemas.Status | None = None,
     model: ModelKind | None = None,
     name: Annotated[str | None, Query(max_length=200)] = None,
@@ -91,6 +97,8 @@ def list_jobs(
     tag_filter = service.tag_filter(tag)
     jobs = repository.list_jobs(
         session,
+        caller,
+        owner=owner,
         status=status,
         model=model,
         name=name,
@@ -110,10 +118,10 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=schemas.Job, responses=NOT_FOUND, summary="One job")
-async def get_job(db: DatabaseDep, job_id: str) -> Response:
+async def get_job(db: DatabaseDep, caller: CallerDep, job_id: str) -> Response:
     # On the event loop, without a thread hop: on SQLite one indexed read that never waits
     # on a lock, inline; on PostgreSQL the same read on the async driver.
-    return json_response(await service.view_async(db, job_id))
+    return json_response(await service.view_async(db, job_id, caller))
 
 
 @router.post(
@@ -124,9 +132,9 @@ async def get_job(db: DatabaseDep, job_id: str) -> Response:
     description="A queued job is cancelled at once; a running one stops at its next flush "
     "(within GRADLAB_FLUSH_SECONDS) and keeps what it recorded. A cancelled job is never retried.",
 )
-def cancel_job(db: DatabaseDep, job_id: str) -> Response:
+def cancel_job(db: DatabaseDep, caller: CallerDep, job_id: str) -> Response:
     with db.write_session() as session:
-        return json_response(service.job_view(service.cancel(session, job_id)))
+        return json_response(service.job_view(service.cancel(session, job_id, caller)))
 
 
 @router.delete(
@@ -135,9 +143,9 @@ def cancel_job(db: DatabaseDep, job_id: str) -> Response:
     responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "Still queued or running."}},
     summary="Delete a finished job and everything it recorded",
 )
-def delete_job(db: DatabaseDep, job_id: str) -> Response:
+def delete_job(db: DatabaseDep, caller: CallerDep, job_id: str) -> Response:
     with db.write_session() as session:
-        service.delete(session, job_id)
+        service.delete(session, job_id, caller)
     return Response(status_code=204)
 
 
@@ -152,8 +160,8 @@ def delete_job(db: DatabaseDep, job_id: str) -> Response:
     description="Inline data, stored once by its SHA-256, exactly as posted. Generated "
     "datasets are not stored (their seeded options in the spec make them again): 409.",
 )
-def job_data(session: ReadSessionDep, job_id: str) -> Response:
-    return json_response(service.data(session, job_id))
+def job_data(session: ReadSessionDep, caller: CallerDep, job_id: str) -> Response:
+    return json_response(service.data(session, job_id, caller))
 
 
 @router.get(
@@ -162,8 +170,8 @@ def job_data(session: ReadSessionDep, job_id: str) -> Response:
     responses=NOT_FOUND,
     summary="Gradient checks: analytic gradients against references",
 )
-def gradient_checks(session: ReadSessionDep, job_id: str) -> Response:
-    return json_response({"checks": service.gradient_checks(session, job_id)})
+def gradient_checks(session: ReadSessionDep, caller: CallerDep, job_id: str) -> Response:
+    return json_response({"checks": service.gradient_checks(session, job_id, caller)})
 
 
 @router.get(
@@ -172,5 +180,5 @@ def gradient_checks(session: ReadSessionDep, job_id: str) -> Response:
     responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "Nothing recorded yet."}},
     summary="The final parameters, or the latest recorded while running",
 )
-def parameters(session: ReadSessionDep, job_id: str) -> Response:
-    return json_response(service.parameters(session, job_id))
+def parameters(session: ReadSessionDep, caller: CallerDep, job_id: str) -> Response:
+    return json_response(service.parameters(session, job_id, caller))

@@ -104,6 +104,7 @@ class Job(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     id: str
+    owner: str = Field(description="The account the job belongs to.")
     name: str | None
     tags: dict[str, str]
     status: Status

@@ -17,17 +17,14 @@ from service.jobs import repository, schemas
 from service.jobs.quota import check_quota
 from service.jobs.validation import check_spec
 from store import lifecycle, queue
+from store.accounts import Caller
 from store.codec import unpack_state
 from store.datasets import is_reference
 from store.db import Database
 from store.settings import Settings
 from store.spec import InlineData, JobSpec, TagKey, TagValue
 from store.status import Status
-from store.tables import LOCAL_USER, Job, new_id
-
-LOCAL_ROLE = "admin"
-"""The role of :data:`~store.tables.LOCAL_USER`, who submits everything until requests carry
-their caller (``GRADLAB_AUTH=off``'s one user: exempt from the quota)."""
+from store.tables import Job, new_id
 
 
 def utcnow() -> datetime:
@@ -66,11 +63,7 @@ def request_hash(spec: JobSpec) -> str:
 
 
 def new_job(
-    session: Session,
-    spec: JobSpec,
-    settings: Settings,
-    sweep_id: str | None = None,
-    owner: str = LOCAL_USER,
+    session: Session, spec: JobSpec, settings: Settings, owner: str, sweep_id: str | None = None
 ) -> Job:
     """A queued job of ``owner``'s for a spec, after the checks that need several fields at
     once; its inline arrays stored once by content (``store.datasets``), its spec keeping
@@ -81,6 +74,7 @@ def new_job(
         repository.put_dataset(session, spec.data)
     return lifecycle.queued(
         id=new_id(),
+        owner=owner,
         name=spec.name,
         tags=dict(spec.tags),
         model_kind=spec.model.kind,
@@ -88,7 +82,6 @@ def new_job(
         iterations=spec.iterations,
         created_at=utcnow(),
         sweep_id=sweep_id,
-        owner=owner,
     )
 
 
@@ -96,15 +89,14 @@ def submit(
     session: Session,
     spec: JobSpec,
     settings: Settings,
+    caller: Caller,
     idempotency_key: str | None = None,
-    *,
-    owner: str = LOCAL_USER,
-    role: str = LOCAL_ROLE,
 ) -> tuple[Job, bool]:
-    """Store a queued job of ``owner``'s (whose account has ``role``: the quota applies to
-    students); ``(job, created)``. A key seen before returns that key's job, counting
+    """Store a queued job of ``caller``'s (the quota applies to students); ``(job, created)``.
+    A key the caller used before returns that key's job (keys are each owner's own), counting
     nothing against the quota."""
-    job = new_job(session, spec, settings, owner=owner)
+    owner, role = caller.name, caller.role
+    job = new_job(session, spec, settings, owner)
     if idempotency_key is None:
         check_quota(session, owner, role, 1, settings)
         repository.add_job(session, job)
@@ -112,7 +104,7 @@ def submit(
         return job, True
 
     digest = request_hash(spec)
-    existing = repository.get_by_idempotency_key(session, idempotency_key)
+    existing = repository.get_by_idempotency_key(session, owner, idempotency_key)
     if existing is None:
         check_quota(session, owner, role, 1, settings)
         job.idempotency_key, job.request_hash = idempotency_key, digest
@@ -120,7 +112,7 @@ def submit(
             with session.begin_nested():
                 repository.add_job(session, job)
         except IntegrityError:  # another request with this key committed meanwhile
-            existing = repository.get_by_idempotency_key(session, idempotency_key)
+            existing = repository.get_by_idempotency_key(session, owner, idempotency_key)
             if existing is None:
                 raise
         else:
@@ -140,24 +132,30 @@ def submit(
     return existing, False
 
 
-async def view_async(db: Database, job_id: str) -> dict[str, Any]:
+def no_job(job_id: str) -> NotFound:
+    """The one answer for a job that does not exist or that the caller may not see."""
+    return NotFound(f"There is no job {job_id!r}.")
+
+
+async def view_async(db: Database, job_id: str, caller: Caller) -> dict[str, Any]:
     """The job's view, straight from one indexed read, on the event loop."""
-    row = await repository.job_row(db, job_id)
+    row = await repository.job_row(db, job_id, caller)
     if row is None:
-        raise NotFound(f"There is no job {job_id!r}.")
+        raise no_job(job_id)
     return job_view(row)
 
 
-def get(session: Session, job_id: str) -> Job:
-    job = repository.get_job(session, job_id)
+def get(session: Session, job_id: str, caller: Caller) -> Job:
+    """The job, or NotFound when there is none ``caller`` may see."""
+    job = repository.get_job(session, job_id, caller)
     if job is None:
-        raise NotFound(f"There is no job {job_id!r}.")
+        raise no_job(job_id)
     return job
 
 
-def cancel(session: Session, job_id: str) -> Job:
+def cancel(session: Session, job_id: str, caller: Caller) -> Job:
     """Cancel a queued job at once; ask a running one to stop at its next flush."""
-    job = get(session, job_id)
+    job = get(session, job_id, caller)
     if job.status in (Status.SUCCEEDED, Status.FAILED):
         raise Conflict(f"Job {job_id} already {job.status}; there is nothing to cancel.")
     if job.status == Status.QUEUED and not lifecycle.cancel_queued(session, job_id):
@@ -168,18 +166,18 @@ def cancel(session: Session, job_id: str) -> Job:
     return job
 
 
-def delete(session: Session, job_id: str) -> None:
-    job = get(session, job_id)
+def delete(session: Session, job_id: str, caller: Caller) -> None:
+    job = get(session, job_id, caller)
     if not lifecycle.delete_terminal(session, job_id):
         raise Conflict(
             f"Job {job_id} is {job.status}; cancel it and wait until it stops before deleting it."
         )
 
 
-def data(session: Session, job_id: str) -> dict[str, Any]:
+def data(session: Session, job_id: str, caller: Caller) -> dict[str, Any]:
     """The arrays a job trains on, ``{"X": (m, n), "y": (m,)}``. Generated datasets (line,
     blobs, spiral) are not stored, only their seeded options: 409 saying how to make them."""
-    job = get(session, job_id)
+    job = get(session, job_id, caller)
     spec_data = job.spec["data"]
     if not is_reference(spec_data):
         raise NotApplicable(
@@ -194,13 +192,13 @@ def data(session: Session, job_id: str) -> dict[str, Any]:
     return {"X": X, "y": y}
 
 
-def gradient_checks(session: Session, job_id: str) -> list[dict[str, Any]]:
-    get(session, job_id)
+def gradient_checks(session: Session, job_id: str, caller: Caller) -> list[dict[str, Any]]:
+    get(session, job_id, caller)
     return [row.result for row in repository.gradient_checks(session, job_id)]
 
 
-def parameters(session: Session, job_id: str) -> dict[str, Any]:
-    job = get(session, job_id)
+def parameters(session: Session, job_id: str, caller: Caller) -> dict[str, Any]:
+    job = get(session, job_id, caller)
     row = repository.checkpoint(session, job_id)
     if row is None:
         raise NotApplicable(f"Job {job_id} is {job.status} and has recorded no parameters yet.")

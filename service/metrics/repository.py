@@ -10,6 +10,8 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, func, select
 
+from service.jobs.repository import visible
+from store.accounts import Caller
 from store.chunks import SERIES
 from store.tables import Job, MetricChunk
 
@@ -117,5 +119,7 @@ def extremes(conn: Connection, job_id: str, first: int, last: int) -> list[tuple
     return [(a, b, c) for a, b, c in conn.execute(query).fetchall()]
 
 
-def job_exists(conn: Connection, job_id: str) -> bool:
-    return conn.execute(select(Job.id).where(Job.id == job_id)).first() is not None
+def job_exists(conn: Connection, job_id: str, caller: Caller) -> bool:
+    """Whether the job exists and ``caller`` may see it."""
+    query = visible(select(Job.id).where(Job.id == job_id), caller)
+    return conn.execute(query).first() is not None

@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query
 from starlette.responses import Response, StreamingResponse
 
-from service.deps import DatabaseDep
-from service.errors import ErrorBody, InvalidSpec, NotFound, Problem
+from service.deps import CallerDep, DatabaseDep
+from service.errors import ErrorBody, InvalidSpec, Problem
 from service.jobs.schemas import Metrics
+from service.jobs.service import no_job
 from service.metrics import repository, service
 from service.metrics.repository import Span
 from store.spec import MAX_COUNT
@@ -36,6 +37,7 @@ STREAM_ABOVE = 50_000  # points; smaller answers are built whole and sent with a
 )
 def metrics(
     db: DatabaseDep,
+    caller: CallerDep,
     job_id: str,
     start: Annotated[int, Query(ge=0, le=MAX_COUNT, description="First iteration.")] = 0,
     end: Annotated[
@@ -55,8 +57,8 @@ def metrics(
         {"Content-Disposition": f'attachment; filename="{job_id}.csv"'} if fmt == "csv" else None
     )
     with db.engine.connect() as conn:
-        if not repository.job_exists(conn, job_id):
-            raise NotFound(f"There is no job {job_id!r}.")
+        if not repository.job_exists(conn, job_id, caller):
+            raise no_job(job_id)
         sp = repository.span(conn, job_id, start, end)
         if max_points is not None and sp.total > max_points:
             block = service.downsample(conn, job_id, sp, max_points)

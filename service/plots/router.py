@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from service.deps import CallerDep
 from service.errors import ErrorBody
 from service.plots import fit, render, service
 from service.plots.renderers import Renderers
+from store.accounts import Caller
 from store.db import Database
 from store.tables import Job
 
@@ -78,12 +80,18 @@ async def _plot(
 
 
 async def _job_plot(
-    request: Request, job_id: str, what: str, fmt: Fmt, read: Callable[[Session, Job], Drawing]
+    request: Request,
+    caller: Caller,
+    job_id: str,
+    what: str,
+    fmt: Fmt,
+    read: Callable[[Session, Job], Drawing],
 ) -> Response:
-    """A plot of one job, ``{job_id}-{what}.{fmt}``: ``read`` gets the job, or 404."""
+    """A plot of one job, ``{job_id}-{what}.{fmt}``: ``read`` gets the job, or 404 when
+    there is none the caller may see."""
 
     def read_job(session: Session) -> Drawing:
-        return read(session, service.get_job(session, job_id))
+        return read(session, service.get_job(session, job_id, caller))
 
     return await _plot(request, read_job, fmt, f"{job_id}-{what}")
 
@@ -94,7 +102,12 @@ async def _job_plot(
     summary="Loss curve (and training accuracy) as PNG or SVG",
 )
 async def loss_plot(
-    request: Request, job_id: str, fmt: Fmt, log: Log = False, max_points: MaxPoints = 2000
+    request: Request,
+    caller: CallerDep,
+    job_id: str,
+    fmt: Fmt,
+    log: Log = False,
+    max_points: MaxPoints = 2000,
 ) -> Response:
     """The loss against iteration; for classifiers the training accuracy on a second axis.
     Long runs are drawn from at most `max_points` points that keep each bucket's lowest and
@@ -105,7 +118,7 @@ async def loss_plot(
         curve = service.curve(session, job, max_points)
         return render.loss_chart, (curve, service.title(job), log, fmt)
 
-    return await _job_plot(request, job_id, "loss", fmt, read)
+    return await _job_plot(request, caller, job_id, "loss", fmt, read)
 
 
 @router.get(
@@ -113,7 +126,7 @@ async def loss_plot(
     responses=_responses(NO_JOB, (409, "No fit plot for this data and model, or no parameters.")),
     summary="Decision regions or fitted curve as PNG or SVG",
 )
-async def fit_plot(request: Request, job_id: str, fmt: Fmt) -> Response:
+async def fit_plot(request: Request, caller: CallerDep, job_id: str, fmt: Fmt) -> Response:
     """For a classifier on 2-D data (logistic, softmax, or an mlp with log_loss or
     cross_entropy): the predicted class over a grid covering the data, with the training
     points coloured by label. For a regression on 1-D data: the points and the fitted line
@@ -124,7 +137,7 @@ async def fit_plot(request: Request, job_id: str, fmt: Fmt) -> Response:
         source = fit.load(session, job)
         return fit.chart, (source, service.title(job, f"after {source.iteration} iterations"), fmt)
 
-    return await _job_plot(request, job_id, "fit", fmt, read)
+    return await _job_plot(request, caller, job_id, "fit", fmt, read)
 
 
 @router.get(
@@ -132,7 +145,9 @@ async def fit_plot(request: Request, job_id: str, fmt: Fmt) -> Response:
     responses=_responses(NO_JOB, (409, "The job has no gradient checks yet.")),
     summary="Gradient-check errors over iterations as PNG or SVG",
 )
-async def gradient_checks_plot(request: Request, job_id: str, fmt: Fmt) -> Response:
+async def gradient_checks_plot(
+    request: Request, caller: CallerDep, job_id: str, fmt: Fmt
+) -> Response:
     """Per parameter tensor (and per reference, when both numeric and torch ran), the
     largest relative error between the analytic gradient and the reference at each checked
     iteration, on a log axis, with the pass threshold `rtol` drawn as a line. 409 when no
@@ -143,7 +158,7 @@ async def gradient_checks_plot(request: Request, job_id: str, fmt: Fmt) -> Respo
         title = service.title(job, f"gradient checks: {checks.verdict}")
         return render.checks_chart, (checks.series, checks.rtol, title, fmt)
 
-    return await _job_plot(request, job_id, "gradient-checks", fmt, read)
+    return await _job_plot(request, caller, job_id, "gradient-checks", fmt, read)
 
 
 @router.get(
@@ -159,6 +174,7 @@ async def gradient_checks_plot(request: Request, job_id: str, fmt: Fmt) -> Respo
 )
 async def compare_plot(
     request: Request,
+    caller: CallerDep,
     fmt: Fmt,
     ids: Annotated[str | None, Query(description="Job ids, comma-separated.")] = None,
     sweep: Annotated[str | None, Query(description="A sweep's id: compare its jobs.")] = None,
@@ -166,7 +182,7 @@ async def compare_plot(
     max_points: MaxPoints = 2000,
 ) -> Response:
     def read(session: Session) -> Drawing:
-        jobs, title = service.compared_jobs(session, ids, sweep)
+        jobs, title = service.compared_jobs(session, ids, sweep, caller)
         curves = service.compare_curves(session, jobs, max_points)
         return render.compare_chart, (curves, title, log, fmt)
 

@@ -21,6 +21,7 @@ from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics
 from service.plots.render import CheckSeries, Curve
 from service.sweeps import service as sweeps
+from store.accounts import Caller
 from store.chunks import Col
 from store.status import Status
 from store.tables import Job
@@ -72,9 +73,9 @@ def label(job: Job) -> str:
     return job.name or f"{model_name(job.spec)} {hyperparameters(job.spec)}"
 
 
-def get_job(session: Session, job_id: str) -> Job:
-    """The job, or NotFound."""
-    return jobs.get(session, job_id)
+def get_job(session: Session, job_id: str, caller: Caller) -> Job:
+    """The job, or NotFound when there is none ``caller`` may see."""
+    return jobs.get(session, job_id, caller)
 
 
 def curve(session: Session, job: Job, max_points: int, name: str | None = None) -> Curve:
@@ -139,14 +140,17 @@ def parse_ids(text: str) -> list[str]:
     return list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
-def compared_jobs(session: Session, ids: str | None, sweep_id: str | None) -> tuple[list[Job], str]:
-    """The jobs to overlay, in order, and a title: ``ids`` or a sweep's jobs, not both."""
+def compared_jobs(
+    session: Session, ids: str | None, sweep_id: str | None, caller: Caller
+) -> tuple[list[Job], str]:
+    """The jobs to overlay, in order, and a title: ``ids`` or a sweep's jobs, not both; an
+    id ``caller`` may not see is missing, as one that does not exist."""
     if (ids is None) == (sweep_id is None):
         raise InvalidSpec(
             [Problem(("query:ids",), "give either ids (comma-separated job ids) or sweep.")]
         )
     if sweep_id is not None:
-        sweep, found = sweeps.get(session, sweep_id)
+        sweep, found = sweeps.get(session, sweep_id, caller)
         if len(found) > MAX_COMPARED:
             raise InvalidSpec(
                 [
@@ -170,7 +174,7 @@ def compared_jobs(session: Session, ids: str | None, sweep_id: str | None) -> tu
                 )
             ]
         )
-    by_id = {job.id: job for job in jobs_repo.get_jobs(session, wanted)}
+    by_id = {job.id: job for job in jobs_repo.get_jobs(session, wanted, caller)}
     missing = [i for i in wanted if i not in by_id]
     if missing:
         listed = ", ".join(repr(i) for i in missing)

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
-from service.deps import DatabaseDep, ReadSessionDep, SettingsDep
+from service.deps import CallerDep, DatabaseDep, ReadSessionDep, SettingsDep
 from service.errors import ErrorBody, json_response
-from service.sweeps import schemas, service
+from service.sweeps import repository, schemas, service
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 
@@ -57,13 +57,40 @@ def create_sweep(
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
+    caller: CallerDep,
     body: Annotated[schemas.SweepRequest, Body(openapi_examples=EXAMPLE)],
 ) -> Response:
     with db.write_session() as session:
-        sweep, jobs = service.create(session, body, settings)
+        sweep, jobs = service.create(session, body, settings, caller)
         view = service.view(sweep, jobs)
     headers = {"Location": str(request.url_for("get_sweep", sweep_id=sweep.id))}
     return json_response(view, 201, headers)
+
+
+@router.get("", response_model=schemas.SweepList, summary="List sweeps, newest first")
+def list_sweeps(
+    session: ReadSessionDep,
+    caller: CallerDep,
+    owner: Annotated[
+        str | None,
+        Query(
+            max_length=64, description="Only this account's sweeps (a student sees only theirs)."
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=32, description="`next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    found = repository.list_sweeps(session, caller, owner=owner, before=cursor, limit=limit + 1)
+    page = found[:limit]
+    more = len(found) > limit
+    return json_response(
+        {
+            "sweeps": [service.summary(s) for s in page],
+            "next_cursor": page[-1].id if more and page else None,
+        }
+    )
 
 
 @router.get(
@@ -74,10 +101,11 @@ def create_sweep(
 )
 def get_sweep(
     session: ReadSessionDep,
+    caller: CallerDep,
     sweep_id: str,
     sort: Annotated[
         SortKey, Query(description="Order of the jobs; '-' for descending.")
     ] = "created",
 ) -> Response:
-    sweep, jobs = service.get(session, sweep_id)
+    sweep, jobs = service.get(session, sweep_id, caller)
     return json_response(service.view(sweep, jobs, sort))

@@ -58,9 +58,25 @@ class SweepJob(BaseModel):
     iterations_done: int
 
 
+class SweepSummary(BaseModel):
+    id: str
+    name: str | None
+    owner: str = Field(description="The account it (and each of its jobs) belongs to.")
+    grid: dict[str, list[Any]]
+    created_at: str
+
+
+class SweepList(BaseModel):
+    sweeps: list[SweepSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
 class Sweep(BaseModel):
     id: str
     name: str | None
+    owner: str = Field(description="The account it (and each of its jobs) belongs to.")
     grid: dict[str, list[Any]]
     base: dict[str, Any] = Field(description="The base spec; inline data as its reference.")
     data: DataSummary = Field(

@@ -17,11 +17,13 @@ from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
 from service.jobs.quota import check_quota
 from service.jobs.schemas import data_summary, iso
+from service.sweeps import repository
 from service.sweeps.schemas import SweepRequest
+from store.accounts import Caller
 from store.queue import notify
 from store.settings import Settings
 from store.spec import InlineData, JobSpec
-from store.tables import LOCAL_USER, Job, Sweep
+from store.tables import Job, Sweep
 
 
 def get_path(spec: dict[str, Any], path: str) -> Any:
@@ -107,17 +109,13 @@ def expand(request: SweepRequest, settings: Settings) -> list[tuple[dict[str, An
 
 
 def create(
-    session: Session,
-    request: SweepRequest,
-    settings: Settings,
-    *,
-    owner: str = LOCAL_USER,
-    role: str = jobs_service.LOCAL_ROLE,
+    session: Session, request: SweepRequest, settings: Settings, caller: Caller
 ) -> tuple[Sweep, list[Job]]:
-    """Store the sweep and one queued job of ``owner``'s per combination, or nothing: a grid
+    """Store the sweep and one queued job of ``caller``'s per combination, or nothing: a grid
     that does not fit, or that would take a student past their quota, stores no row."""
     combos = expand(request, settings)
-    check_quota(session, owner, role, len(combos), settings)
+    owner = caller.name
+    check_quota(session, owner, caller.role, len(combos), settings)
     sweep = Sweep(
         owner=owner,
         name=request.name,
@@ -135,7 +133,7 @@ def create(
             update={"name": f"{request.name or 'sweep'}[{label}]"[:200], "tags": tags}
         )
         try:
-            job = jobs_service.new_job(session, named, settings, sweep_id=sweep.id, owner=owner)
+            job = jobs_service.new_job(session, named, settings, owner, sweep_id=sweep.id)
         except InvalidSpec as exc:
             raise _bad_combination(overrides, exc.problems[0].loc, exc.problems[0].msg) from None
         jobs_repo.add_job(session, job)
@@ -168,14 +166,18 @@ def view(sweep: Sweep, jobs: Sequence[Any], sort: str = "created") -> dict[str, 
     elif descending:
         rows.reverse()
     first = jobs[0].id if jobs else sweep.id
+    data = data_summary(first, sweep.base["data"])
+    return {**summary(sweep), "base": sweep.base, "data": data, "jobs": rows}
+
+
+def summary(sweep: Sweep) -> dict[str, Any]:
+    """A sweep as ``GET /v1/sweeps`` lists it."""
     return {
         "id": sweep.id,
         "name": sweep.name,
+        "owner": sweep.owner,
         "grid": sweep.grid,
-        "base": sweep.base,
-        "data": data_summary(first, sweep.base["data"]),
         "created_at": iso(sweep.created_at),
-        "jobs": rows,
     }
 
 
@@ -192,11 +194,12 @@ _SWEEP_JOB_COLUMNS = (
 )
 
 
-def get(session: Session, sweep_id: str) -> tuple[Sweep, list[Any]]:
+def get(session: Session, sweep_id: str, caller: Caller) -> tuple[Sweep, list[Any]]:
     """The sweep and its jobs, oldest first, as rows of :data:`_SWEEP_JOB_COLUMNS` (which
     the plots read too): only the columns the view needs, and no more rows than the grid
-    made (its jobs are only ever created with it)."""
-    sweep = session.get(Sweep, sweep_id)
+    made (its jobs are only ever created with it, for its owner). A sweep ``caller`` may
+    not see is NotFound, as one that does not exist."""
+    sweep = repository.get_sweep(session, sweep_id, caller)
     if sweep is None:
         raise NotFound(f"There is no sweep {sweep_id!r}.")
     size = math.prod(len(values) for values in sweep.grid.values())

@@ -222,3 +222,62 @@ def test_a_job_page_shows_its_datas_summary_and_resubmits_its_arrays(server, tab
     posted = json.loads(page.input_value("#spec-json"))
     assert posted["data"] == {"kind": "inline", "X": X, "y": y}
     tab.assert_no_errors()
+
+
+# --- sign-in (GRADLAB_AUTH=required) -------------------------------------------------------
+
+
+def test_sign_in_shows_nothing_before_a_valid_token_then_only_the_students_own(
+    sqlite_url, tab, tmp_path
+):
+    from tests.service.lab import make_lab
+
+    lab = make_lab(sqlite_url)
+    line = {
+        "model": {"kind": "linear_regression"},
+        "data": {"kind": "line", "n_samples": 30},
+        "optimizer": {"kind": "gd", "learning_rate": 0.1},
+        "iterations": 50,
+    }
+    with Server(sqlite_url, workers=1, log=tmp_path / "serve.log", auth="required") as server:
+        with server.client() as http:
+            mine = http.post(
+                "/v1/jobs", json={**line, "name": "alice-line"}, headers=lab.headers("alice")
+            ).json()
+            http.post("/v1/jobs", json={**line, "name": "bob-line"}, headers=lab.headers("bob"))
+            with server.client(headers=lab.headers("alice")) as alice:
+                wait_finished(alice, mine["id"])
+        page = tab.page
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+        page.goto(f"{server.base}/#/")
+        page.wait_for_url("**/#/sign-in")
+        page.locator("#token").wait_for()
+        assert page.locator("#jobs-table").count() == 0
+        api_calls = [u for u in asked if "/v1/" in u]
+        assert api_calls and all(u.endswith("/v1/me") for u in api_calls), api_calls
+
+        page.fill("#token", "glab_not-a-real-token")
+        page.click("#sign-in button")
+        page.locator("#sign-in-error").wait_for()
+        assert page.locator("#jobs-table").count() == 0
+
+        page.fill("#token", lab.tokens["alice"])
+        page.click("#sign-in button")
+        page.locator("#jobs-table >> text=alice-line").wait_for()
+        assert page.locator("#jobs-table >> text=bob-line").count() == 0
+        assert page.inner_text("#who") == "alice (student)"
+        assert all(lab.tokens["alice"] not in u for u in asked)  # never in a URL
+
+        page.goto(f"{server.base}/#/jobs/{mine['id']}")
+        fit = page.locator("#fit-plot")
+        fit.wait_for()
+        assert fit.get_attribute("src").startswith("blob:")
+        assert page.evaluate("() => document.querySelector('#fit-plot').naturalWidth") > 0
+
+        page.click("#sign-out")
+        page.locator("#token").wait_for()
+        assert page.evaluate("() => sessionStorage.getItem('gradlab.token')") is None
+        page.goto(f"{server.base}/#/jobs/{mine['id']}")
+        page.wait_for_url("**/#/sign-in")
+        tab.assert_no_errors(allowed=("401",))

@@ -379,6 +379,7 @@ def test_a_jobs_view_is_what_its_schema_validates_it_to(client, drain, settings)
     """``schemas.Job.view`` reads a row by the schema's own fields without validating it:
     the same JSON that validating the row against ``schemas.Job`` gives."""
     from service.jobs import repository, schemas
+    from store.accounts import LOCAL
     from store.db import Database
 
     job_id = submit(client, {**LINE, "iterations": 3})["id"]
@@ -389,8 +390,8 @@ def test_a_jobs_view_is_what_its_schema_validates_it_to(client, drain, settings)
     try:
         with db.read_session() as session:
             for row in (
-                repository.get_job(session, job_id),
-                repository.get_job(session, failed_id),
+                repository.get_job(session, job_id, LOCAL),
+                repository.get_job(session, failed_id, LOCAL),
             ):
                 expected = schemas.Job.model_validate(row).model_dump(mode="json")
                 assert schemas.Job.view(row) == expected

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from service.plots import fit, render
 from service.plots import service as plots_service
 from service.plots.render import Curve, FittedLine, Regions
+from store.accounts import LOCAL
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHECKS = {"every": 10}
@@ -131,8 +132,8 @@ def test_the_fit_uses_the_trained_parameters_on_the_regenerated_data(client, dra
     blobs_id = submit(client, SPECS["logistic_blobs"])
     drain()
     with client.app.state.db.read_session() as session:
-        line = fit.picture(fit.load(session, plots_service.get_job(session, line_id)))
-        blobs_job = plots_service.get_job(session, blobs_id)
+        line = fit.picture(fit.load(session, plots_service.get_job(session, line_id, LOCAL)))
+        blobs_job = plots_service.get_job(session, blobs_id, LOCAL)
         regions = fit.picture(fit.load(session, blobs_job))
         final_accuracy = blobs_job.final_accuracy
     # The line data is y = 2x + 1 + noise; the fitted line is close to it.
@@ -193,7 +194,7 @@ def test_compare_overlays_jobs_by_ids(client, drain):
     assert_svg(client.get(f"/v1/plots/compare.svg?ids={joined}, {ids[0]}"))
 
     with client.app.state.db.read_session() as session:
-        found, _ = plots_service.compared_jobs(session, f"{ids[1]},{ids[0]},{ids[1]}", None)
+        found, _ = plots_service.compared_jobs(session, f"{ids[1]},{ids[0]},{ids[1]}", None, LOCAL)
         curves = plots_service.compare_curves(session, found, 2000)
     assert [job.id for job in found] == [ids[1], ids[0]]
     assert curves[1].label == "line-fit"

@@ -15,8 +15,10 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.jobs import service as jobs_service
 from service.jobs.repository import job_row
+from store.accounts import LOCAL
 from store.db import Database
 from store.spec import JobSpec
+from store.tables import LOCAL_USER
 from tests.conftest import make_settings
 
 LINE = {
@@ -80,13 +82,13 @@ def test_the_read_survives_losing_all_its_connections_at_once(pg_url):
     settings = make_settings(pg_url)
     db = Database(pg_url, settings)
     with db.write_session() as session:
-        job = jobs_service.new_job(session, JobSpec.model_validate(LINE), settings)
+        job = jobs_service.new_job(session, JobSpec.model_validate(LINE), settings, LOCAL_USER)
         session.add(job)
         session.flush()
         job_id = job.id
 
     async def reads() -> None:
-        rows = await asyncio.gather(*[job_row(db, job_id) for _ in range(8)])
+        rows = await asyncio.gather(*[job_row(db, job_id, LOCAL) for _ in range(8)])
         assert [row.id if row else None for row in rows] == [job_id] * 8
 
     async def main() -> None:

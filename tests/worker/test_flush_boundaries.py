@@ -14,6 +14,7 @@ import migrations as migrate
 from service.jobs import service as jobs_service
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
+from store.accounts import LOCAL
 from store.db import Database
 from store.queue import Queue
 from store.spec import JobSpec
@@ -65,7 +66,7 @@ def test_every_iteration_is_stored_once_whatever_the_flush_size(
     try:
         with db.write_session() as session:
             job, _ = jobs_service.submit(
-                session, JobSpec.model_validate(spec(iterations, every)), config
+                session, JobSpec.model_validate(spec(iterations, every)), config, LOCAL
             )
         if stop_after is not None and stop_after < iterations:
             # A first attempt stops (as on SIGTERM) once it has yielded `stop_after`

@@ -16,6 +16,7 @@ from gradlab.procs import kill_group, start_worker, wait_for
 from service.jobs import service as jobs_service
 from service.metrics import repository as metrics_repo
 from service.metrics import service as metrics_service
+from store.accounts import LOCAL
 from store.build import build
 from store.db import Database
 from store.spec import JobSpec
@@ -43,7 +44,9 @@ def db(db_url):
 
 def submit(db: Database, spec: dict, url: str) -> str:
     with db.write_session() as session:
-        job, _ = jobs_service.submit(session, JobSpec.model_validate(spec), make_settings(url))
+        job, _ = jobs_service.submit(
+            session, JobSpec.model_validate(spec), make_settings(url), LOCAL
+        )
         return job.id
 
 
@@ -251,7 +254,7 @@ def test_four_workers_run_four_hundred_jobs_exactly_once(db, db_url, tmp_path):
         settings = make_settings(db_url)
         spec = JobSpec.model_validate(small)
         for _ in range(400):
-            _job, _ = jobs_service.submit(session, spec, settings)
+            _job, _ = jobs_service.submit(session, spec, settings, LOCAL)
     workers = [
         start_worker(db_url, "--burst", "--id", f"w{i}", log=tmp_path / f"w{i}.log")
         for i in range(4)

@@ -3,7 +3,7 @@
 
 import { chartHints, chartPanel } from "./charts.js";
 import {
-  PALETTE, REFRESH_MS, api, badge, catalog, fmt, h, jobLabel, jobLink, modelLabel, num, progress,
+  PALETTE, REFRESH_MS, api, badge, catalog, fileLink, fmt, h, jobLabel, jobLink, modelLabel, num, progress,
   section, swatch, table,
 } from "./lib.js";
 
@@ -23,7 +23,7 @@ export async function compareView(root, signal, query = "") {
   const png = `v1/plots/compare.png?${sweepId ? `sweep=${sweepId}` : `ids=${ids.join(",")}`}`;
   root.append(
     h("div", { class: "toolbar" }, h("h1", {}, sweep ? `Sweep ${sweep.name || sweep.id}` : "Compare"),
-      h("span", { class: "spacer" }), h("a", { href: png, target: "_blank" }, "compare.png")),
+      h("span", { class: "spacer" }), fileLink("compare.png", png, "compare.png")),
     section("Loss", chartEl, chartHints(logBox)), tableBox);
   if (!ids.length) {
     chartEl.replaceWith(h("p", { class: "empty" }, "Tick jobs on the list to compare them."));

@@ -1,3 +1,5 @@
+import { authFetch } from "./lib.js";
+
 /* A job's live events (GET /v1/jobs/{id}/events, Server-Sent Events) read with fetch: unlike
  * EventSource, the first request can carry Last-Event-ID, so the stream starts where the stored
  * history the page already drew ends, instead of replaying every point. */
@@ -8,7 +10,7 @@ export async function followEvents(url, lastId, onEvent, signal) {
   while (!signal.aborted) {
     try {
       const headers = lastId ? { "Last-Event-ID": lastId } : {};
-      const res = await fetch(url, { headers, signal });
+      const res = await authFetch(url, { headers, signal });
       if (!res.ok) return;
       const stop = await readEvents(res.body, (type, data, id) => {
         if (id !== null) lastId = id;

@@ -4,7 +4,7 @@
 import { chartHints, chartPanel, thin } from "./charts.js";
 import { followEvents } from "./events.js";
 import {
-  PALETTE, api, badge, catalog, fmt, h, jobLabel, modelLabel, num, section, table,
+  PALETTE, api, badge, blobUrl, catalog, fileLink, fmt, h, jobLabel, modelLabel, num, section, table,
 } from "./lib.js";
 
 const HISTORY_POINTS = 5000; // a long run's stored history is downsampled to this many points
@@ -60,7 +60,7 @@ export async function jobView(root, signal, id) {
     show(view);
     el.fit.hidden = view.iterations_done === 0;
     if (view.iterations_done > 0) {
-      showFit(el.fit, `${base}/plots/fit.png?v=${view.iterations_done}`);
+      showFit(el.fit, `${base}/plots/fit.png?v=${view.iterations_done}`, signal);
       showParameters(el.params, base, signal);
     }
   }
@@ -119,7 +119,7 @@ function layout(job, base, onCancel) {
       h("span", { class: "spacer" }),
       h("a", { class: "button", href: `#/new?from=${job.id}` }, "Edit & resubmit"),
       h("span", { class: "links" },
-        links.map(([label, path]) => h("a", { href: base + path, target: "_blank" }, label)))),
+        links.map(([label, path]) => fileLink(label, base + path, `${job.id}-${label}`)))),
     h("p", { class: "muted" }, `${modelLabel(spec)} · ${spec.data.kind} · ${spec.optimizer.kind} · `,
       h("code", {}, job.id), sweep),
     el.summary,
@@ -174,10 +174,19 @@ function summary(job, cols, statuses) {
   ].flat();
 }
 
-/** The fit plot; hidden when it does not apply to the job (409) or is not served (404). */
-function showFit(figure, src) {
+/** The fit plot (fetched with the token); hidden when it does not apply to the job (409) or
+ *  is not served (404). */
+async function showFit(figure, path, signal) {
+  let src;
+  try {
+    src = await blobUrl(path, signal);
+  } catch {
+    figure.hidden = true;
+    return;
+  }
   const img = h("img", { id: "fit-plot", alt: "decision regions or fitted line", src });
   img.addEventListener("error", () => { figure.hidden = true; });
+  signal.addEventListener("abort", () => URL.revokeObjectURL(src));
   figure.replaceChildren(h("h2", {}, "Fit"), img,
     h("figcaption", { class: "muted" }, "the final model on its training data"));
 }

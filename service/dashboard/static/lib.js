@@ -30,13 +30,71 @@ export class ApiError extends Error {
   }
 }
 
+/* The session: the API token the sign-in page took, kept in this tab's sessionStorage and sent
+ * as the Authorization header on every request (never in a URL, never as a cookie: a page on
+ * another site cannot make the browser send it). With GRADLAB_AUTH=off there is none. */
+const TOKEN_KEY = "gradlab.token";
+export const session = {
+  token: () => sessionStorage.getItem(TOKEN_KEY),
+  signIn(token) { sessionStorage.setItem(TOKEN_KEY, token); whoLoad = null; },
+  signOut() { sessionStorage.removeItem(TOKEN_KEY); whoLoad = null; catalogLoad = null; },
+};
+
+/** fetch() with the session's token; a 401 ends the session and shows the sign-in page. */
+export async function authFetch(path, { headers = {}, ...options } = {}) {
+  const token = session.token();
+  const all = token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+  const res = await fetch(path, { ...options, headers: all });
+  if (res.status === 401 && !path.endsWith("v1/me")) {
+    session.signOut();
+    location.hash = "#/sign-in";
+  }
+  return res;
+}
+
 /** JSON from the API (relative URL); throws ApiError with the error body on a non-2xx answer. */
 export async function api(path, { method = "GET", body, signal } = {}) {
   const headers = body === undefined ? {} : { "Content-Type": "application/json" };
-  const res = await fetch(path, { method, body, headers, signal });
+  const res = await authFetch(path, { method, body, headers, signal });
   const json = (res.headers.get("content-type") || "").includes("json") ? await res.json() : null;
   if (!res.ok) throw new ApiError(res.status, json);
   return json;
+}
+
+let whoLoad = null;
+
+/** Who the session is ({name, role}), or null when the server wants a token it lacks. */
+export function whoami() {
+  whoLoad ??= authFetch("v1/me").then(async (res) => {
+    if (res.ok) return res.json();
+    whoLoad = null;
+    if (res.status === 401) return null;
+    throw new ApiError(res.status, null);
+  });
+  return whoLoad;
+}
+
+/** An image, a CSV or JSON from the API as an object URL: fetched with the token, which an
+ *  <img src> or a plain link could not send. */
+export async function blobUrl(path, signal) {
+  const res = await authFetch(path, { signal });
+  if (!res.ok) throw new ApiError(res.status, null);
+  return URL.createObjectURL(await res.blob());
+}
+
+/** A link that fetches `path` with the token and saves it as `filename`. */
+export function fileLink(label, path, filename) {
+  return h("a", {
+    href: "#", "data-path": path, onclick: async (event) => {
+      event.preventDefault();
+      const url = await blobUrl(path);
+      const a = h("a", { href: url, download: filename });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    },
+  }, label);
 }
 
 let catalogLoad = null;
