@@ -36,7 +36,9 @@ def lab(db_url: str) -> Lab:
 
 @pytest.fixture
 def client(lab: Lab) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(lab.url, auth="required"))) as c:
+    with TestClient(
+        create_app(make_settings(lab.url, auth="required")), base_url="http://localhost"
+    ) as c:
         yield c
 
 
@@ -133,7 +135,7 @@ def test_the_token_cache_reads_once_per_interval_and_sees_a_revocation_after_it(
 
 
 def test_off_mode_is_the_local_admin_and_shows_owners(sqlite_url):
-    with TestClient(create_app(make_settings(sqlite_url))) as client:
+    with TestClient(create_app(make_settings(sqlite_url)), base_url="http://localhost") as client:
         assert client.get("/v1/me").json() == {"name": "local", "role": "admin"}
         job = client.post("/v1/jobs", json=SPEC).json()
         assert job["owner"] == "local"
@@ -165,12 +167,14 @@ def test_gradlab_users_add_import_list_token_revoke(db_url, tmp_path):
     code, out, _ = _cli(db_url, "users", "token", "ann")
     second = out.strip().splitlines()[-1]
     app = create_app(make_settings(db_url, auth="required"))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         for t in (made["ann"], second):
             assert client.get("/v1/me", headers={"Authorization": f"Bearer {t}"}).status_code == 200
         code, out, _ = _cli(db_url, "users", "revoke", "ann")
         assert code == 0 and "2" in out
-    with TestClient(create_app(make_settings(db_url, auth="required"))) as client:
+    with TestClient(
+        create_app(make_settings(db_url, auth="required")), base_url="http://localhost"
+    ) as client:
         for t in (made["ann"], second):
             assert client.get("/v1/me", headers={"Authorization": f"Bearer {t}"}).status_code == 401
     # Bad input: exit 2, a sentence, nothing stored (a bad row creates nobody).

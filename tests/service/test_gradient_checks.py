@@ -382,7 +382,7 @@ def test_the_work_of_one_call_is_bounded_by_the_setting(sqlite_url):
     params = random_params(SOFTMAX_SHAPES)
     X, y = data_of(SOFTMAX)
     _, grads = softmax_student(params, X, y, 0.001)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         r = post(client, body(SOFTMAX, params, grads))  # 300 rows × 9 parameters
         assert _problems(r) == {"data.n_per_class"}
         assert "GRADLAB_MAX_GRADIENT_CHECK_WORK" in r.json()["message"]

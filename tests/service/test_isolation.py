@@ -33,6 +33,12 @@ SPEC = {
     "optimizer": {"kind": "gd", "learning_rate": 0.1},
     "iterations": 5,
 }
+GRADIENTS = {
+    "model": {"kind": "linear_regression"},
+    "data": {"kind": "inline", "X": [[0.0], [1.0], [2.0]], "y": [1.0, 3.0, 5.0]},
+    "params": {"W": [[0.5]], "b": [0.0]},
+    "gradients": {"W": [[-7.0]], "b": [-5.0]},
+}
 SWEEP = {"name": "alice-sweep", "base": SPEC, "grid": {"optimizer.learning_rate": [0.1, 0.2]}}
 
 # Status by caller (owner, other student, instructor, admin) for each route, the owner's
@@ -52,6 +58,9 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/v1/jobs/{job_id}/cancel"): SEEN_BY_STAFF,
     ("DELETE", "/v1/jobs/{job_id}"): (204, 404, 204, 204),
     ("GET", "/v1/jobs/{job_id}/gradient-checks"): SEEN_BY_STAFF,
+    # The world's job trains on generated data, which is not stored: 409 for who may see it.
+    ("GET", "/v1/jobs/{job_id}/data"): (409, 404, 409, 409),
+    ("POST", "/v1/gradient-checks"): (200, 200, 200, 200),
     ("GET", "/v1/jobs/{job_id}/parameters"): SEEN_BY_STAFF,
     ("GET", "/v1/jobs/{job_id}/metrics"): SEEN_BY_STAFF,
     ("GET", "/v1/jobs/{job_id}/events"): SEEN_BY_STAFF,
@@ -122,6 +131,8 @@ class World:
             body = SPEC
         elif path == "/v1/sweeps" and method == "POST":
             body = SWEEP
+        elif path == "/v1/gradient-checks":
+            body = GRADIENTS
         elif path == "/v1/plots/compare.{fmt}":
             params["ids"] = job
         url = path.format(job_id=job, sweep_id=self.sweep, fmt="png", name=name)
@@ -160,7 +171,9 @@ def lab(db_url: str) -> Lab:
 
 @pytest.fixture
 def client(lab: Lab) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(lab.url, auth="required"))) as c:
+    with TestClient(
+        create_app(make_settings(lab.url, auth="required")), base_url="http://localhost"
+    ) as c:
         yield c
 
 

@@ -18,6 +18,7 @@ from service.jobs.quota import RETRY_AFTER
 from service.sweeps import service as sweeps_service
 from service.sweeps.schemas import SweepRequest
 from store import lifecycle
+from store.accounts import Caller, Role
 from store.db import Database
 from store.settings import Settings
 from store.spec import JobSpec
@@ -55,7 +56,7 @@ def account(db: Database, role: str) -> str:
 def submit(db: Database, settings: Settings, owner: str, role: str, **kw) -> str:
     with db.write_session() as session:
         spec = JobSpec.model_validate(SPEC)
-        job, _ = jobs_service.submit(session, spec, settings, owner=owner, role=role, **kw)
+        job, _ = jobs_service.submit(session, spec, settings, Caller(owner, Role(role)), **kw)
         return job.id
 
 
@@ -64,7 +65,7 @@ def sweep(db: Database, settings: Settings, owner: str, role: str, size: int) ->
         {"name": "s", "base": SPEC, "grid": {"l2": [i / 1000 for i in range(size)]}}
     )
     with db.write_session() as session:
-        return sweeps_service.create(session, request, settings, owner=owner, role=role)[0].id
+        return sweeps_service.create(session, request, settings, Caller(owner, Role(role)))[0].id
 
 
 def stored(db: Database) -> tuple[int, int]:
