@@ -14,6 +14,7 @@ from sqlalchemy import select
 from gradlab.procs import kill_group, start_worker, wait_for
 from service.jobs import service as jobs_service
 from store import lifecycle
+from store.accounts import Caller, Role
 from store.db import Database
 from store.spec import JobSpec
 from store.status import TERMINAL, Status
@@ -61,7 +62,7 @@ def test_a_lone_job_behind_a_sweep_starts_at_the_next_claim(db_url, tmp_path):
 
         wait_for(in_stride, timeout=120, interval=0.005, what="both workers on the sweep")
         with db.write_session() as session:
-            job, _ = jobs_service.submit(session, spec, settings, owner=lone, role="student")
+            job, _ = jobs_service.submit(session, spec, settings, Caller(lone, Role.STUDENT))
         committed = time.time()
 
         def finished() -> bool:

@@ -17,6 +17,7 @@ from service.events import tail as tail_module
 from service.events.service import Cursor, JobEvents
 from service.events.streams import Streams
 from service.jobs import service as jobs_service
+from store.accounts import LOCAL
 from store.codec import pack_state
 from store.db import Database
 from store.lifecycle import SUCCEEDED
@@ -36,7 +37,7 @@ class Job:
         settings = make_settings(url)
         with db.write_session() as session:
             spec = JobSpec.model_validate({**SYNTHETIC, "iterations": POINTS})
-            self.id = jobs_service.submit(session, spec, settings)[0].id
+            self.id = jobs_service.submit(session, spec, settings, LOCAL)[0].id
         self.queue = Queue(db, settings, "test")
         claim = self.queue.claim()
         assert claim is not None and claim.job_id == self.id
@@ -108,8 +109,8 @@ def test_streams_of_one_job_share_a_poller_and_each_gets_every_point_once(db_url
         await asyncio.to_thread(job.write, 1500)  # history, before any stream
         a: list[tuple[str, str, Any]] = []
         b: list[tuple[str, str, Any]] = []
-        from_start = JobEvents(streams, job.id, Cursor(), INTERVAL)
-        resumed = JobEvents(streams, job.id, Cursor.parse("p700-c0"), INTERVAL)
+        from_start = JobEvents(streams, job.id, LOCAL, Cursor(), INTERVAL)
+        resumed = JobEvents(streams, job.id, LOCAL, Cursor.parse("p700-c0"), INTERVAL)
         tasks = [
             asyncio.create_task(drain(s.__aiter__(), out))
             for s, out in ((from_start, a), (resumed, b))
@@ -139,11 +140,11 @@ def test_a_stalled_stream_holds_no_other_back_and_catches_up_exactly(db_url, mon
 
     async def test(streams: Streams, job: Job) -> None:
         stalled_events: list[tuple[str, str, Any]] = []
-        stalled = JobEvents(streams, job.id, Cursor(), INTERVAL).__aiter__()
+        stalled = JobEvents(streams, job.id, LOCAL, Cursor(), INTERVAL).__aiter__()
         stalled_events.append(parse(await stalled.__anext__()))  # one event, then no reading
         live: list[tuple[str, str, Any]] = []
         reader = asyncio.create_task(
-            drain(JobEvents(streams, job.id, Cursor(), INTERVAL).__aiter__(), live)
+            drain(JobEvents(streams, job.id, LOCAL, Cursor(), INTERVAL).__aiter__(), live)
         )
         await write_all(job)
         await asyncio.wait_for(reader, 60)  # finished while the other read nothing
@@ -162,8 +163,8 @@ def test_a_stalled_stream_holds_no_other_back_and_catches_up_exactly(db_url, mon
 def test_closing_the_last_stream_stops_the_poller(db_url):
     async def test(streams: Streams, job: Job) -> None:
         await asyncio.to_thread(job.write, STEP)
-        first = JobEvents(streams, job.id, Cursor(), INTERVAL).__aiter__()
-        second = JobEvents(streams, job.id, Cursor(), INTERVAL).__aiter__()
+        first = JobEvents(streams, job.id, LOCAL, Cursor(), INTERVAL).__aiter__()
+        second = JobEvents(streams, job.id, LOCAL, Cursor(), INTERVAL).__aiter__()
         assert parse(await first.__anext__())[0] == "status"
         assert parse(await second.__anext__())[0] == "status"
         (tail,) = streams.tails.tails.values()
@@ -180,7 +181,7 @@ def test_closing_the_last_stream_stops_the_poller(db_url):
         assert tail.version == polls  # no poll after the last one left
 
         # A new stream starts a new poller.
-        third = JobEvents(streams, job.id, Cursor(), INTERVAL).__aiter__()
+        third = JobEvents(streams, job.id, LOCAL, Cursor(), INTERVAL).__aiter__()
         assert parse(await third.__anext__())[0] == "status"
         assert streams.tails.tails[(job.id, INTERVAL)] is not tail
         await third.aclose()
@@ -191,8 +192,8 @@ def test_closing_the_last_stream_stops_the_poller(db_url):
 @pytest.mark.parametrize("interval", [INTERVAL, 0.05])
 def test_streams_asking_different_intervals_get_a_poller_each(sqlite_url, interval):
     async def test(streams: Streams, job: Job) -> None:
-        a = JobEvents(streams, job.id, Cursor(), INTERVAL).__aiter__()
-        b = JobEvents(streams, job.id, Cursor(), interval).__aiter__()
+        a = JobEvents(streams, job.id, LOCAL, Cursor(), INTERVAL).__aiter__()
+        b = JobEvents(streams, job.id, LOCAL, Cursor(), interval).__aiter__()
         await a.__anext__()
         await b.__anext__()
         assert len(streams.tails.tails) == (1 if interval == INTERVAL else 2)
