@@ -5,7 +5,6 @@ lone job waits behind another student's sweep, against the FIFO claim it replace
 from __future__ import annotations
 
 import random
-import signal
 import statistics
 import time
 import uuid
@@ -18,7 +17,7 @@ from sqlalchemy import Connection, delete, select
 from bench import fifo_worker
 from bench.context import TINY, Context
 from bench.report import Row, at_most, info
-from gradlab.procs import gradlab_env, kill_group, start, wait_for
+from gradlab.procs import gradlab_env, start, stop_all, wait_for
 from store import lifecycle
 from store.status import Status
 from store.tables import Job, User, new_id
@@ -149,13 +148,7 @@ def _lone_wait(ctx: Context, fifo: bool, sweep_jobs: int, run: int) -> tuple[flo
         duration = statistics.median(_moment(f) - _moment(s) for s, f in sweep)
         return _moment(single.started_at) - queued, duration
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            finally:
-                kill_group(proc)
+        stop_all(procs)
         _forget(ctx, [sweeper, lone])
 
 

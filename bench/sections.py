@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import signal
 import statistics
 import threading
 import time
@@ -18,7 +17,7 @@ from bench import engine as engine_bench
 from bench.context import TINY, Context, parse_time
 from bench.report import Row, at_least, at_most, info
 from engine.seeds import two_layer_seed
-from gradlab.procs import kill_group, rss_mb, start_worker, wait_for
+from gradlab.procs import kill_group, rss_mb, start_worker, stop_all, wait_for
 from service.jobs.examples import SEEDS
 from store.status import TERMINAL, Status
 
@@ -222,13 +221,7 @@ def _drain_rate(ctx: Context, workers: int, count: int) -> float:
         assert ctx.count(name, (Status.SUCCEEDED,)) == count
         return count / (end - start)
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            finally:
-                kill_group(proc)
+        stop_all(procs)
 
 
 def tiny_jobs(ctx: Context, count: int = 600, repeats: int = 2) -> list[Row]:

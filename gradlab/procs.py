@@ -150,6 +150,18 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
+def stop_all(procs: list[subprocess.Popen[bytes]], timeout: float = 20) -> None:
+    """SIGTERM every process at once (workers hand their jobs back in parallel), then wait
+    for each; whatever is still there after ``timeout`` is killed with its group."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        finally:
+            kill_group(proc)
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process, in MB (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

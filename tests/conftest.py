@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 import migrations as migrate
 from service.app import create_app
+from store.db import Database
 from store.settings import Settings
 from store.tables import LOCAL_USER
 from worker.main import Worker
@@ -95,6 +96,14 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     return make_settings(db_url)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    """A :class:`store.db.Database` on the test's database, disposed after it."""
+    database = Database(settings.database_url, settings)
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

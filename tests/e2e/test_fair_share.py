@@ -3,7 +3,6 @@ queued behind another student's sweep starts at the next claim, before the sweep
 
 from __future__ import annotations
 
-import signal
 import time
 import uuid
 from datetime import UTC, datetime
@@ -11,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from gradlab.procs import kill_group, start_worker, wait_for
+from gradlab.procs import start_worker, stop_all, wait_for
 from service.jobs import service as jobs_service
 from store import lifecycle
 from store.accounts import Caller, Role
@@ -74,13 +73,7 @@ def test_a_lone_job_behind_a_sweep_starts_at_the_next_claim(db_url, tmp_path):
         with db.engine.connect() as conn:
             single = conn.execute(select(Job.status, Job.started_at).where(Job.id == job.id)).one()
     finally:
-        for proc in workers:
-            proc.send_signal(signal.SIGTERM)
-        for proc in workers:
-            try:
-                proc.wait(timeout=30)
-            finally:
-                kill_group(proc)
+        stop_all(workers, timeout=30)
         db.dispose()
 
     assert single.status == Status.SUCCEEDED

@@ -5,7 +5,6 @@ stores nothing; what ends frees a slot; instructors and admins are exempt."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
@@ -37,13 +36,6 @@ LIMIT = 3
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     return make_settings(db_url, max_active_jobs_per_user=LIMIT)
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url, settings)
-    yield database
-    database.dispose()
 
 
 def account(db: Database, role: str) -> str:

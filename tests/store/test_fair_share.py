@@ -5,14 +5,12 @@ PostgreSQL a claim locks only the job it takes, so a concurrent claim takes anot
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, text
 
 from store import lifecycle
 from store.db import Database
-from store.settings import Settings
 from store.status import Status
 from store.tables import Job, User, new_id
 
@@ -22,13 +20,6 @@ SPEC = {
     "optimizer": {"kind": "gd", "learning_rate": 0.1},
     "iterations": 10,
 }
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url, settings)
-    yield database
-    database.dispose()
 
 
 def students(db: Database, *names: str) -> list[str]:

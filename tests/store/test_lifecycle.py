@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import time
 import typing
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +29,6 @@ SPEC = {
     "optimizer": {"kind": "gd", "learning_rate": 0.1},
     "iterations": 10,
 }
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url, settings)
-    yield database
-    database.dispose()
 
 
 def submit(db: Database) -> str:
