@@ -1,6 +1,5 @@
 """Typed dependencies, in one place: the settings, the database and a read session, the
-caller (who :class:`service.auth.middleware.Authenticate` found the request is from), and
-the check every route depends on (:func:`refuse_nul`).
+caller (who :class:`service.auth.middleware.Authenticate` found the request is from).
 
 A read session begins a deferred transaction (a snapshot, no lock) and is rolled back when
 the endpoint returns. Writes do not come from a dependency: an endpoint that writes opens
@@ -18,7 +17,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from service.errors import InvalidSpec, Problem, Unauthorized
+from service.errors import Unauthorized
 from store.accounts import Caller
 from store.db import Database
 from store.settings import Settings
@@ -45,21 +44,6 @@ async def get_caller(request: Request) -> Caller:
 def get_read_session(request: Request) -> Iterator[Session]:
     with request.app.state.db.read_session() as session:
         yield session
-
-
-async def refuse_nul(request: Request) -> None:
-    """A 422 for a NUL character in a path, query or header parameter: PostgreSQL's text
-    cannot hold one, so no stored id, name or tag has one. Every route depends on this."""
-    sources = (
-        ("path", request.path_params.items()),
-        ("query", request.query_params.multi_items()),
-        ("header", request.headers.items()),
-    )
-    for where, items in sources:
-        for name, value in items:
-            if isinstance(value, str) and "\x00" in value:
-                why = "must not contain NUL (\\0) characters."
-                raise InvalidSpec([Problem((f"{where}:{name}",), why)])
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
