@@ -76,9 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added after the body limit, so it runs first: a request without a valid token reads no body.
     app.add_middleware(Authenticate, required=settings.auth == "required", cache=app.state.tokens)
     install_web_surface(app, settings)  # outside the body limit: hosts, cross-site, headers, log
+    app.include_router(jobs_router)  # first: the router scans in order, and it takes the most
     app.include_router(health.router)
     app.include_router(auth_router)
-    app.include_router(jobs_router)
     app.include_router(catalog_router)
     app.include_router(metrics_router)
     app.include_router(events_router)
