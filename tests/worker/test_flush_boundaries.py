@@ -4,8 +4,11 @@ job is interrupted at a boundary and resumed from its checkpoint."""
 from __future__ import annotations
 
 import itertools
+import shutil
+from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -19,7 +22,7 @@ from store.db import Database
 from store.queue import Queue
 from store.spec import JobSpec
 from store.tables import GradientCheck, Job, MetricChunk
-from tests.conftest import make_settings, run_worker
+from tests.conftest import make_settings
 from worker.runner import JobRun
 
 
@@ -49,6 +52,14 @@ def stored(db: Database, job_id: str) -> tuple[np.ndarray, list[tuple[int, int]]
         return block, [tuple(c) for c in chunks], list(checks)
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each example (migrating each would be most of it)."""
+    path = tmp_path_factory.mktemp("template") / "db.sqlite"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     iterations=st.integers(1, 60),
@@ -57,10 +68,11 @@ def stored(db: Database, job_id: str) -> tuple[np.ndarray, list[tuple[int, int]]
     stop_after=st.one_of(st.none(), st.integers(0, 59)),
 )
 def test_every_iteration_is_stored_once_whatever_the_flush_size(
-    tmp_path_factory, iterations, flush, every, stop_after
+    tmp_path_factory, migrated, iterations, flush, every, stop_after
 ):
-    url = f"sqlite:///{tmp_path_factory.mktemp('flush') / 'db.sqlite'}"
-    migrate.upgrade(url)
+    path = tmp_path_factory.mktemp("flush") / "db.sqlite"
+    shutil.copyfile(migrated, path)
+    url = f"sqlite:///{path}"
     config = make_settings(url, flush_iterations=flush, flush_seconds=60)
     db = Database(url, config)
     try:
@@ -76,7 +88,10 @@ def test_every_iteration_is_stored_once_whatever_the_flush_size(
             run.stop_at = stop_after
             assert run.run() == "released"
             assert job_row(db, job.id).iterations_done == stop_after
-        run_worker(config)
+        # The rest (or all) of it in one more attempt, in this process: the child process a
+        # worker runs it in sends the same flushes over a pipe (tests/worker/test_attempt.py).
+        queue = Queue(db, config, "second")
+        assert JobRun(queue, queue.claim(), config).run() == "succeeded"
         assert job_row(db, job.id).iterations_done == iterations
         block, chunks, checks = stored(db, job.id)
         assert block[:, 0].tolist() == list(range(iterations))
