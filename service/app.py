@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from service import health
 from service.auth import repository as auth_repo
 from service.auth.middleware import Authenticate, TokenCache
+from service.auth.openapi import document as document_auth
 from service.auth.router import router as auth_router
 from service.bodylimit import BodyLimit
 from service.catalog.router import router as catalog_router
@@ -86,4 +87,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(gradchecks_router)
     app.include_router(plots_router)
     app.include_router(dashboard_router)
+    document_auth(app, required=settings.auth == "required")
     return app

@@ -47,7 +47,7 @@ def test_serve_hands_running_jobs_back_on_sigterm_and_they_finish_later(db_url, 
         "data": {"kind": "spiral"},
         "optimizer": {"kind": "gd", "learning_rate": 1.0},
         "l2": 1e-3,
-        "iterations": 20000,
+        "iterations": 10000,
     }
     server = Server(db_url, workers=2, log=tmp_path / "serve.log").start()
     try:
@@ -69,7 +69,7 @@ def test_serve_hands_running_jobs_back_on_sigterm_and_they_finish_later(db_url, 
         job = wait_status(http, job_id, "succeeded", timeout=120)
         assert job["attempts"] == 2
         total = http.get(f"/v1/jobs/{job_id}/metrics?format=columns").json()
-        assert total["columns"]["iteration"] == list(range(20000))
+        assert total["columns"]["iteration"] == list(range(10000))
         outcomes = [a for a in (tmp_path / "serve.log").read_text().splitlines() if "released" in a]
         assert outcomes, "the first server's worker should have handed the job back"
 
@@ -79,7 +79,7 @@ def test_the_api_restarted_while_jobs_run_loses_nothing(db_url, tmp_path):
         "model": {"kind": "mlp", "hidden_sizes": [50]},
         "data": {"kind": "spiral"},
         "optimizer": {"kind": "gd", "learning_rate": 1.0},
-        "iterations": 6000,
+        "iterations": 3000,
     }
     worker = start_worker(db_url, log=tmp_path / "worker.log")
     api = Server(db_url, workers=0, log=tmp_path / "api1.log").start()
@@ -96,7 +96,7 @@ def test_the_api_restarted_while_jobs_run_loses_nothing(db_url, tmp_path):
                 job = wait_status(http, job_id, "succeeded", "failed", timeout=120)
                 assert job["status"] == "succeeded" and job["attempts"] == 1
                 body = http.get(f"/v1/jobs/{job_id}/metrics?format=columns").json()
-                assert body["columns"]["iteration"] == list(range(6000))
+                assert body["columns"]["iteration"] == list(range(3000))
     finally:
         api.stop()
         worker.send_signal(signal.SIGTERM)

@@ -207,3 +207,19 @@ def test_jobs_made_before_accounts_belong_to_local(tmp_path):
         role = conn.execute(text("SELECT role FROM users WHERE name = 'local'")).scalar()
         assert role == "admin"
     engine.dispose()
+
+
+def test_the_api_document_describes_bearer_tokens(sqlite_url):
+    """Swagger UI's Authorize button takes a token; in required mode every /v1 operation
+    carries the scheme and documents its 401, and the open routes do not."""
+    for mode in ("off", "required"):
+        app = create_app(make_settings(sqlite_url, auth=mode))
+        schema = app.openapi()
+        assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        job = schema["paths"]["/v1/jobs/{job_id}"]["get"]
+        health = schema["paths"]["/healthz"]["get"]
+        if mode == "required":
+            assert job["security"] == [{"bearer": []}] and "401" in job["responses"]
+        else:
+            assert "security" not in job and "401" not in job["responses"]
+        assert "security" not in health and "401" not in health["responses"]
