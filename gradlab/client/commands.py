@@ -9,6 +9,7 @@ code it carries (see :mod:`gradlab.client`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
@@ -18,7 +19,7 @@ import typer
 from gradlab.client import render
 from gradlab.client.http import FAILED, INTERRUPTED, INVALID, APIError, Client, ClientError
 from gradlab.client.spec import read_spec
-from store.status import Status
+from store.status import TERMINAL, Status
 
 
 def _model_kind(value: str) -> str:
@@ -321,5 +322,55 @@ def sweep(
     console.print(f"[dim]gradlab jobs --sweep {created['id']} to see how they do[/dim]")
 
 
-COMMANDS = (submit, jobs, show, metrics, cancel, sweep)
+def check(
+    file: Annotated[
+        str,
+        typer.Argument(metavar="FILE.py", help="Your Python file with the exercise's function."),
+    ],
+    exercise: Annotated[
+        str,
+        typer.Option(help="A seed exercise (GET /v1/jobs/examples): spiral_softmax, …"),
+    ],
+    function: Annotated[
+        str, typer.Option(help="The function in FILE.py to check.")
+    ] = "loss_and_gradients",
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Watch it train while it is checked.")
+    ] = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Train a seed exercise with your own loss_and_gradients(params, X, y, l2) and end with
+    the verdicts: each gradient against the solution, and what the slip most likely is."""
+    try:
+        with open(file, encoding="utf-8") as f:
+            code = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {file}: {exc}", INVALID)
+    console = render.console(stderr=True)
+    with _server(url, token) as api:
+        examples = api.examples()
+        if exercise not in examples:
+            _fail(f"{exercise!r} is not a seed exercise: one of {', '.join(examples)}.", INVALID)
+        spec = {**examples[exercise]["value"], "student": {"code": code, "function": function}}
+        job = api.submit(spec)
+        typer.echo(job["id"])
+        try:
+            if follow:
+                job, _ = render.follow_job(api, job, console)
+            while job["status"] not in TERMINAL:
+                time.sleep(0.5)
+                job = api.job(job["id"])
+        except KeyboardInterrupt:
+            console.print(f"stopped waiting; the check goes on (gradlab show {job['id']})")
+            raise typer.Exit(INTERRUPTED) from None
+        checks = api.checks(job["id"])
+    lines, passed = render.student_verdicts(job, checks)
+    console.print(render.headline(job))
+    for line in lines:
+        console.print(line, soft_wrap=True)
+    raise typer.Exit(0 if passed else FAILED)
+
+
+COMMANDS = (submit, check, jobs, show, metrics, cancel, sweep)
 """The client's commands, in the order ``gradlab --help`` lists them."""

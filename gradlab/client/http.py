@@ -125,6 +125,10 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._request("POST", "/v1/jobs", json=spec, headers=headers)
 
+    def examples(self) -> dict[str, Any]:
+        """The seed exercises, by name: ``{name: {"summary", "value": spec}}``."""
+        return self._request("GET", "/v1/jobs/examples")
+
     def jobs(self, **filters: Any) -> dict[str, Any]:
         return self._request("GET", "/v1/jobs", params=_given(filters))
 

@@ -142,6 +142,50 @@ def print_outcome(console: Console, job: dict[str, Any], checks: list[dict[str, 
     return 0 if job["status"] == "succeeded" else FAILED
 
 
+def student_verdicts(job: dict[str, Any], checks: list[dict[str, Any]]) -> tuple[list[str], bool]:
+    """A student job's verdicts: per tensor, the latest check against the solution and its
+    diagnosis, and whether the code is self-consistent; ``(lines, passed)``."""
+    from rich.markup import escape
+
+    lines, passed = [], job["status"] == "succeeded"
+    if (line := error_line(job)) is not None:
+        lines.append(line)
+    latest: dict[str, dict[str, Any]] = {}
+    for check in checks:  # in iteration order: the last of each reference wins
+        latest[check["reference"]] = check
+    solution = latest.get("solution")
+    if solution is None:
+        lines.append("[dim]no check against the solution was recorded[/dim]")
+        passed = False
+    else:
+        at = f"iteration {solution['iteration']}"
+        for name, tensor in solution["parameters"].items():
+            diagnosis = tensor.get("diagnosis") or {}
+            if tensor.get("passed"):
+                lines.append(f"[green]✓[/green] d{escape(name)}: matches the solution ({at})")
+            else:
+                passed = False
+                why = escape(str(diagnosis.get("message") or "it differs from the solution"))
+                lines.append(f"[red]✗ d{escape(name)}:[/red] {why} ({at})")
+    for reference, what in (("numeric", "central differences of your own loss"),
+                            ("taylor", "the Taylor test of your own loss")):  # fmt: skip
+        check = latest.get(reference)
+        if check is not None and check.get("available", True):
+            mark = "[green]✓[/green]" if check.get("passed") else "[red]✗[/red]"
+            agree = "agrees" if check.get("passed") else "does not agree"
+            lines.append(f"{mark} your gradient {agree} with {what}")
+    reference = job.get("reference") or {}
+    divergence = reference.get("first_divergence")
+    if reference.get("job_id"):
+        if divergence is None and reference.get("status") == "succeeded":
+            lines.append("your loss follows the reference run's at every iteration")
+        elif divergence is not None:
+            lines.append(
+                f"your loss leaves the reference run's at iteration {divergence['iteration']}"
+            )
+    return lines, passed
+
+
 # --- gradient checks ---------------------------------------------------------------------------
 
 
