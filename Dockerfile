@@ -16,7 +16,7 @@ ENV PATH=/opt/gradlab/bin:$PATH \
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/gradlab
 
 RUN groupadd --system --gid 10001 gradlab \

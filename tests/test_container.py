@@ -40,6 +40,7 @@ from tests.test_compose import (
     as_argv,
     dockerfile_instructions,
     environment,
+    final_stage,
     seconds,
 )
 
@@ -59,7 +60,8 @@ default_ulimits = []
 cgroup_manager = "cgroupfs"
 """
 # The machine's CA bundle, lent to the build so pip reaches PyPI through this network's
-# TLS-inspecting egress; mounted for the build only, never stored in the image.
+# TLS-inspecting egress: mounted read-only over the image's own while it builds, never
+# stored in a layer. (Debian's pip trusts that file, not a bundled certifi.)
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -105,19 +107,13 @@ class Podman:
 
 
 def dockerfile_base() -> str:
-    """The image the Dockerfile's (single) stage starts from."""
-    bases = [
-        args.split()[-1]
-        for kw, args in dockerfile_instructions(DOCKERFILE.read_text())
-        if kw == "FROM"
-    ]
-    assert len(bases) == 1, f"expected one FROM in the Dockerfile, got {bases}"
-    return bases[0]
+    """The image the Dockerfile's last stage starts from."""
+    return final_stage(dockerfile_instructions(DOCKERFILE.read_text()))[0]
 
 
 def debian_root_tar(suite: str) -> Path:
     """A tarball of a minimal Debian ``suite`` root with Python 3, bootstrapped once per
-    machine (about a minute, from Debian's mirror) and kept under CACHE."""
+    machine (a few minutes, from Debian's mirror) and kept under CACHE."""
     tar = CACHE / f"debian-{suite}-minbase-python3.tar"
     if tar.is_file():
         return tar
@@ -310,6 +306,7 @@ def test_the_compose_topology_runs_jobs_against_postgresql(podman, image, databa
         workers = [start("worker", command(ours["worker"]), i + 1) for i in range(replicas)]
         token = once("migrate", "gradlab", "users", "add", "instructor", "--role", "admin")
         token = token.strip().splitlines()[-1]
+        print(f"token made in {time.monotonic() - started:.1f} s")
 
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {token}"}
@@ -322,7 +319,8 @@ def test_the_compose_topology_runs_jobs_against_postgresql(podman, image, databa
                     return None
                 return r.json() if r.status_code == 200 else None
 
-            readiness = wait_for(ready, timeout=90, interval=0.2, what="the API's /readyz")
+            readiness = wait_for(ready, timeout=120, interval=0.2, what="the API's /readyz")
+            print(f"API ready in {time.monotonic() - started:.1f} s")
             assert readiness == {"status": "ready", "revision": migrations.head_revision()}
             assert http.get("/v1/jobs", headers={"Authorization": ""}).status_code == 401
 
