@@ -258,6 +258,26 @@ def test_the_image_is_debian_12_with_its_python_and_gradlab_installed_for_a_user
     print(f"\nimage {image}: {size / 1e6:.0f} MB")
 
 
+def test_the_images_own_command_serves_and_passes_its_healthcheck(podman, image):
+    """`docker run gradlab` as the Dockerfile's header says: no arguments, the API on the
+    embedded SQLite file, tokens required; the image's HEALTHCHECK (run by hand: podman has
+    no systemd timers here) turns healthy, and SIGTERM to PID 1 stops it with exit 0. In its
+    own network namespace, so its :8000 is nobody else's."""
+    name = f"gradlab-test-{uuid.uuid4().hex[:8]}-image"
+    podman("run", "--detach", "--name", name, "--network", "none", image)
+    try:
+
+        def healthy() -> bool:
+            return podman("healthcheck", "run", name, check=False).returncode == 0
+
+        wait_for(healthy, timeout=90, interval=0.5, what=f"{name}'s HEALTHCHECK")
+        podman("stop", name, timeout=60)
+        code = podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip()
+        assert code == "0", f"{name} exited {code}:\n{podman.logs(name)[-2000:]}"
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
+
+
 def test_the_compose_topology_runs_jobs_against_postgresql(podman, image, database):
     compose = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     ours = {name: s for name, s in compose.items() if s.get("image") == compose["api"]["image"]}
