@@ -14,6 +14,7 @@ Required in CI (``CI=true``: missing podman fails); elsewhere it skips, saying w
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -46,7 +47,9 @@ from tests.test_compose import (
 
 pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-IMAGE = "localhost/gradlab:container-test"
+# One tag per checkout, so that two worktrees testing at once run their own builds (the
+# layers they share are cached once all the same).
+IMAGE = f"localhost/gradlab:test-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]}"
 CACHE = (
     Path("/var/cache/gradlab-test")
     if os.geteuid() == 0
