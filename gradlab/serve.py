@@ -36,6 +36,7 @@ log = logging.getLogger("gradlab.serve")
 
 FIRST_BACKOFF, MAX_BACKOFF = 0.5, 10.0
 STABLE_SECONDS = 10.0  # a child that ran this long starts again without delay
+API_STOP_SECONDS = 10.0  # after SIGTERM, how long the API may take to stop before SIGKILL
 
 
 def _term_when_parent_dies() -> None:
@@ -192,7 +193,7 @@ class Supervisor:
         until = time.monotonic() + self.settings.shutdown_seconds + 5
         for worker in self.workers:
             worker.wait(until)
-        self.api.wait(time.monotonic() + 10)
+        self.api.wait(time.monotonic() + API_STOP_SECONDS)
         self.sock.close()
 
 

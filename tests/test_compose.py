@@ -284,6 +284,20 @@ def test_workers_are_replicated_and_shut_down_gracefully(services, ours):
     assert worker.get("stop_signal", "SIGTERM") in {"SIGTERM", "SIGINT"}
 
 
+def test_the_api_is_given_the_time_gradlab_serve_takes_to_stop(services, ours):
+    from gradlab.serve import API_STOP_SECONDS
+
+    api = services["api"]
+    _, params = gradlab_params(ours["api"], "service 'api'")
+    shutdown = environment(api).get("GRADLAB_SHUTDOWN_SECONDS")
+    workers = float(shutdown) if shutdown else Settings.model_fields["shutdown_seconds"].default
+    # The supervisor waits for its workers (their shutdown and 5 s), then for the API.
+    needed = API_STOP_SECONDS + (workers + 5 if params["workers"] else 0)
+    grace = seconds(api.get("stop_grace_period", "10s"))
+    assert grace > needed, f"stop_grace_period {grace:g}s: gradlab serve may take {needed:g}s"
+    assert api.get("stop_signal", "SIGTERM") in {"SIGTERM", "SIGINT"}
+
+
 def test_api_and_workers_use_the_postgres_service_through_psycopg(services, ours, postgres):
     pg_name, pg = postgres
     pg_env = environment(pg)
@@ -348,9 +362,16 @@ def test_only_the_api_keeps_the_images_healthz_check(services, ours):
 # --- the Dockerfile -----------------------------------------------------------------------
 
 
-def test_image_is_python_3_11_slim_with_the_postgres_driver(image):
-    assert image["base"].startswith("python:3.11-slim"), image["base"]
+def test_image_is_debian_12_with_its_python_3_11_in_a_venv_and_the_postgres_driver(image):
+    """Debian 12's own python3 (3.11), which tests/test_container.py can bootstrap without a
+    registry; gradlab in a venv whose bin comes first on PATH, so ``python`` is the venv's."""
+    assert image["base"] in {"debian:bookworm-slim", "debian:bookworm"}, image["base"]
     runs = [arguments for keyword, arguments in image["stage"] if keyword == "RUN"]
+    assert any("apt-get install" in r and "python3-venv" in r for r in runs)
+    venvs = [m[1] for r in runs for m in re.finditer(r"python3 -m venv (\S+)", r)]
+    assert len(venvs) == 1, venvs
+    path = image_environment(image).get("PATH", "")
+    assert path.split(":")[0] == f"{venvs[0]}/bin", f"PATH={path} does not start with the venv"
     assert any("pip install" in r and ".[postgres]" in r for r in runs), "psycopg is needed"
 
 
@@ -368,8 +389,8 @@ def test_image_healthcheck_hits_healthz_with_python(image):
     argv = exec_argv(match[3])
     assert "/healthz" in " ".join(argv)
     program = shlex.split(argv[2])[0] if argv[:2] == ["/bin/sh", "-c"] else argv[0]
-    # python:3.11-slim has no curl or wget; the interpreter is the HTTP client there is.
-    assert Path(program).name.startswith("python"), f"python:3.11-slim has no {program}"
+    # debian:bookworm-slim has no curl or wget; the interpreter is the HTTP client there is.
+    assert Path(program).name.startswith("python"), f"debian:bookworm-slim has no {program}"
 
 
 def test_image_runs_a_real_gradlab_command_in_exec_form(image):
