@@ -392,15 +392,15 @@ Runner = Literal["worker", "external"]
 """Who produces a job's points: a worker trains it, or its owner's own loop logs them
 (``POST /v1/jobs/{id}/metrics``) and no worker ever claims it."""
 
-_RUNNER = Field(
+_RUNNER: Any = Field(
     "worker",
     description="worker: gradlab trains it. external: your own loop logs its points "
     "(POST /v1/jobs/{id}/metrics, then /finish); the job is running from the start and no "
     "worker claims it. An external run may leave out the recipe (model, data, optimizer, "
     "iterations); with one, it is compared with the recipe's shared reference run.",
 )
-_NAME = Field(None, max_length=200, description="A name to find the job by.")
-_TAGS = Field(default_factory=dict, max_length=50, description="Free-form labels, string → string.")
+_NAME: Any = Field(None, max_length=200, description="A name to find the job by.")
+_TAGS: Any = Field(default_factory=dict, max_length=50, description="Free-form labels, string → string.")
 
 
 class ExternalRun(BaseModel):

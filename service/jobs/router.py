@@ -219,9 +219,7 @@ def append_metrics(
     responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": NOT_RUNNING_EXTERNAL}},
     summary="End an external run: succeeded or failed",
 )
-def finish_job(
-    db: DatabaseDep, caller: CallerDep, job_id: str, body: schemas.FinishIn
-) -> Response:
+def finish_job(db: DatabaseDep, caller: CallerDep, job_id: str, body: schemas.FinishIn) -> Response:
     with db.write_session() as session:
         job = external.finish(session, job_id, Status(body.status), caller)
         return json_response(service.job_view(job))
