@@ -400,7 +400,9 @@ _RUNNER: Any = Field(
     "iterations); with one, it is compared with the recipe's shared reference run.",
 )
 _NAME: Any = Field(None, max_length=200, description="A name to find the job by.")
-_TAGS: Any = Field(default_factory=dict, max_length=50, description="Free-form labels, string → string.")
+_TAGS: Any = Field(
+    default_factory=dict, max_length=50, description="Free-form labels, string → string."
+)
 
 
 class ExternalRun(BaseModel):
