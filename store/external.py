@@ -18,6 +18,7 @@ so appends to one run are serialised and each compares against what the last com
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -129,23 +130,16 @@ def append(session: Session, job: Job, block: np.ndarray) -> Appended:
     return Appended(len(new), len(block) - len(new), last + 1)
 
 
-def block_of(points: list[dict[str, Any]]) -> np.ndarray:
+def block_of(points: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Points as dicts (``iteration``, ``loss`` and any of ``data_loss``, ``reg_loss``,
-    ``grad_norm``, ``accuracy``) as an ``(n, 6)`` block: ``data_loss`` defaults to the loss,
-    ``reg_loss`` to 0, the others to NaN (shown as null)."""
+    ``grad_norm``, ``accuracy``; finite or None) as an ``(n, 6)`` block: ``data_loss``
+    defaults to the loss, ``reg_loss`` to 0, the others to NaN (shown as null). Column by
+    column, as :func:`store.chunks.records_block` does: a None becomes NaN in C."""
     block = np.empty((len(points), WIDTH))
-    for i, p in enumerate(points):
-        loss = p["loss"]
-        block[i] = (
-            p["iteration"],
-            loss,
-            _or(p.get("data_loss"), loss),
-            _or(p.get("reg_loss"), 0.0),
-            _or(p.get("grad_norm"), np.nan),
-            _or(p.get("accuracy"), np.nan),
-        )
+    for col in Col:
+        name = COLUMNS[col]
+        block[:, col] = np.array([p.get(name) for p in points], dtype=np.float64)
+    absent = np.isnan(block[:, Col.DATA_LOSS])
+    block[absent, Col.DATA_LOSS] = block[absent, Col.LOSS]
+    block[np.isnan(block[:, Col.REG_LOSS]), Col.REG_LOSS] = 0.0
     return block
-
-
-def _or(value: float | None, default: float) -> float:
-    return default if value is None else value

@@ -46,11 +46,11 @@ def _consecutive(points: list[schemas.PointIn], settings: Settings) -> None:
             "(GRADLAB_MAX_POINTS_PER_BATCH)."
         )
         raise InvalidSpec([Problem(("points",), why)])
-    first = points[0].iteration
+    first = points[0]["iteration"]
     for i, point in enumerate(points):
-        if point.iteration != first + i:
+        if point["iteration"] != first + i:
             why = (
-                f"is {point.iteration}, but the batch's points must be consecutive "
+                f"is {point['iteration']}, but the batch's points must be consecutive "
                 f"iterations in order: expected {first + i}."
             )
             raise InvalidSpec([Problem(("points", i, "iteration"), why)])
@@ -77,7 +77,7 @@ def append(
     """Append a batch to the caller's external run: each iteration exactly once."""
     _consecutive(batch.points, settings)
     job = running_external(session, job_id, caller)
-    block = external.block_of([p.model_dump() for p in batch.points])
+    block = external.block_of(batch.points)
     try:
         done = external.append(session, job, block)
     except external.PointConflict as exc:

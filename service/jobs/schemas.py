@@ -7,7 +7,7 @@ A :class:`Job` is read straight from a job's row (the ORM object or the columns 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -17,6 +17,7 @@ from pydantic import (
     SkipValidation,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from engine import catalog
 from store import datasets
@@ -131,18 +132,19 @@ class ReferenceView(BaseModel):
 _MAX_ITERATION = 2**31 - 1
 
 
-class PointIn(BaseModel):
+class PointIn(TypedDict):
     """One point of an external run. Only ``loss`` is required besides the iteration;
     ``data_loss`` defaults to the loss, ``reg_loss`` to 0, ``grad_norm`` and ``accuracy`` to
-    null."""
+    null. A TypedDict, not a model: a batch of 10,000 is validated as plain dicts, several
+    times faster."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    iteration: int = Field(ge=0, le=_MAX_ITERATION)
+    __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)  # type: ignore[misc]
+    iteration: Annotated[int, Field(ge=0, le=_MAX_ITERATION)]
     loss: float
-    accuracy: float | None = Field(None, ge=0, le=1)
-    data_loss: float | None = None
-    reg_loss: float | None = None
-    grad_norm: float | None = Field(None, ge=0)
+    accuracy: NotRequired[Annotated[float, Field(ge=0, le=1)] | None]
+    data_loss: NotRequired[float | None]
+    reg_loss: NotRequired[float | None]
+    grad_norm: NotRequired[Annotated[float, Field(ge=0)] | None]
 
 
 class PointsIn(BaseModel):
