@@ -81,6 +81,13 @@ def queued(**columns: Any) -> Job:
     )
 
 
+EXTERNAL = "external"
+"""``jobs.runner`` of an external run (``store.spec.Runner``)."""
+
+EXTERNAL_ENDS: tuple[Status, ...] = (Status.SUCCEEDED, Status.FAILED)
+"""How an external run's owner may finish it (``POST /v1/jobs/{id}/finish``)."""
+
+
 def external(**columns: Any) -> Job:
     """A new external run: running from the start, never claimed (no lease, no attempt)."""
     return Job(
@@ -92,13 +99,6 @@ def external(**columns: Any) -> Job:
         started_at=utcnow(),
         **columns,
     )
-
-
-EXTERNAL = "external"
-"""``jobs.runner`` of an external run (``store.spec.Runner``)."""
-
-EXTERNAL_ENDS: tuple[Status, ...] = (Status.SUCCEEDED, Status.FAILED)
-"""How an external run's owner may finish it (``POST /v1/jobs/{id}/finish``)."""
 
 
 # --- claim --------------------------------------------------------------------------------
