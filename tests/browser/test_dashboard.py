@@ -308,7 +308,8 @@ def test_an_external_runs_page_shows_yours_beside_the_reference(server, tab):
     verdict.wait_for()
     assert verdict.get_attribute("data-divergence") == "7"
     assert "iteration 7" in verdict.inner_text() and "succeeded" in verdict.inner_text()
-    page.wait_for_function("document.querySelector('#reference-plot').naturalWidth > 0")
+    plot = page.locator("#reference-plot")  # polled from here: the page's CSP forbids eval
+    wait_for(lambda: plot.evaluate("img => img.naturalWidth") > 0, timeout=30, what="the plot")
 
     page.goto(f"{server.base}/#/jobs/{bare['id']}")
     page.locator("#data-summary").wait_for()
