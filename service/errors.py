@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from store.spec import UNION_TAGS
+from store.spec import SPEC_TAGS, UNION_TAGS
 
 
 class ErrorBody(BaseModel):
@@ -212,6 +212,8 @@ def user_path(loc: Sequence[str | int]) -> list[str | int]:
     (``params.W.list[float]``)."""
     out: list[str | int] = []
     for part in loc:
+        if out == ["body"] and part in SPEC_TAGS:  # which of POST /v1/jobs's bodies
+            continue
         after_field = isinstance(part, str) and out and isinstance(out[-1], str)
         if after_field and (part in UNION_TAGS.get(str(out[-1]), ()) or "[" in str(part)):
             continue

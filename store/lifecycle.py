@@ -4,6 +4,10 @@ queued ──claim──▶ running ──▶ succeeded | failed | cancelled
   │                 │ └──hand back (shutdown) / lease expired──▶ queued / running again
   └──cancel──▶ cancelled                     (terminal jobs may be deleted)
 
+An external run (``runner = external``: its owner's own loop logs its points) is submitted
+running, with no claim, no lease and no attempt, so no worker ever takes it; its owner ends
+it (finish: succeeded | failed, or cancel).
+
 Every write that changes a job's status is a function here, fenced on the state the job
 must still be in for the write to apply, so that of two writers racing for a job (the API
 and a worker, or two workers) exactly one wins and the other changes nothing:
@@ -18,6 +22,7 @@ take over a lost one  ``status = running AND attempts = :lost_attempt``,   a wor
 heartbeat, flush      ``status = running AND attempts = :attempt``         the claim's worker
 finish, hand back     the same, in the attempt's last flush                the claim's worker
 cancel                ``status = queued``                                  the API
+append, end external  ``status = running AND runner = external``           the API
 request a cancel      ``status = running``                                 the API
 delete                ``status`` terminal                                  the API
 ====================  ===================================================  =================
@@ -73,6 +78,26 @@ def queued(**columns: Any) -> Job:
     """A new job as it is submitted: queued, never claimed, nothing recorded, no cancel asked."""
     return Job(
         status=Status.QUEUED, attempts=0, iterations_done=0, cancel_requested=False, **columns
+    )
+
+
+EXTERNAL = "external"
+"""``jobs.runner`` of an external run (``store.spec.Runner``)."""
+
+EXTERNAL_ENDS: tuple[Status, ...] = (Status.SUCCEEDED, Status.FAILED)
+"""How an external run's owner may finish it (``POST /v1/jobs/{id}/finish``)."""
+
+
+def external(**columns: Any) -> Job:
+    """A new external run: running from the start, never claimed (no lease, no attempt)."""
+    return Job(
+        status=Status.RUNNING,
+        runner=EXTERNAL,
+        attempts=0,
+        iterations_done=0,
+        cancel_requested=False,
+        started_at=utcnow(),
+        **columns,
     )
 
 
@@ -371,3 +396,29 @@ def delete_terminal(session: Session, job_id: str) -> bool:
     """Delete a finished job; its points, checks, attempts and checkpoint go with it. False
     when it is not finished."""
     return _changed(session, delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL)))
+
+
+def lock_external(session: Session, job: Job) -> None:
+    """Take the external run's row for the rest of the transaction and read it again:
+    ``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite the write transaction (``BEGIN
+    IMMEDIATE``) holds the database's write lock already. Appends and ends of one run are
+    thereby serialised, and each sees what the one before it committed."""
+    session.refresh(job, with_for_update=True)
+
+
+def appendable(job: Job) -> bool:
+    """Whether points may be appended to the job (read under :func:`lock_external`)."""
+    return job.runner == EXTERNAL and job.status == Status.RUNNING
+
+
+def end_external(session: Session, job_id: str, status: Status) -> bool:
+    """End a running external run as ``status`` (one of :data:`EXTERNAL_ENDS`, or
+    cancelled); False when it is not a running external run."""
+    if status not in (*EXTERNAL_ENDS, Status.CANCELLED):
+        raise ValueError(f"an external run cannot end {status}")
+    return _changed(
+        session,
+        update(Job)
+        .where(Job.id == job_id, Job.status == Status.RUNNING, Job.runner == EXTERNAL)
+        .values(status=status, finished_at=utcnow()),
+    )

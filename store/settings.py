@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         "compute with (it runs in the API process); more is a 422.",
     )
     max_sweep_jobs: int = Field(256, ge=1, description="Largest grid a sweep may expand to.")
+    max_points_per_batch: int = Field(
+        10_000,
+        ge=1,
+        description="POST /v1/jobs/{id}/metrics: the most points one batch may append; more "
+        "is a 422 naming `points`.",
+    )
     max_active_jobs_per_user: int = Field(
         32,
         ge=1,

@@ -24,9 +24,11 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
     PrivateAttr,
+    Tag,
     ValidatorFunctionWrapHandler,
     WrapValidator,
 )
@@ -386,14 +388,44 @@ for _field, _tags in UNION_TAGS.items():  # a kind's fields are declared here, o
         )
 
 
+Runner = Literal["worker", "external"]
+"""Who produces a job's points: a worker trains it, or its owner's own loop logs them
+(``POST /v1/jobs/{id}/metrics``) and no worker ever claims it."""
+
+_RUNNER: Any = Field(
+    "worker",
+    description="worker: gradlab trains it. external: your own loop logs its points "
+    "(POST /v1/jobs/{id}/metrics, then /finish); the job is running from the start and no "
+    "worker claims it. An external run may leave out the recipe (model, data, optimizer, "
+    "iterations); with one, it is compared with the recipe's shared reference run.",
+)
+_NAME: Any = Field(None, max_length=200, description="A name to find the job by.")
+_TAGS: Any = Field(
+    default_factory=dict, max_length=50, description="Free-form labels, string → string."
+)
+
+
+class ExternalRun(BaseModel):
+    """An external run without a recipe: only its name and tags. Its points are whatever
+    its owner's loop logs; there is nothing to compare them with."""
+
+    model_config = _CONFIG
+    name: Text | None = _NAME
+    tags: dict[TagKey, TagValue] = _TAGS
+    runner: Literal["external"]
+
+    def normalised(self) -> dict:
+        """The spec as stored and returned."""
+        return self.model_dump(mode="json")
+
+
 class JobSpec(BaseModel):
     """A training job: a model, data, an optimizer and how long to run."""
 
     model_config = _CONFIG
-    name: Text | None = Field(None, max_length=200, description="A name to find the job by.")
-    tags: dict[TagKey, TagValue] = Field(
-        default_factory=dict, max_length=50, description="Free-form labels, string → string."
-    )
+    name: Text | None = _NAME
+    tags: dict[TagKey, TagValue] = _TAGS
+    runner: Runner = _RUNNER
     model: ModelSpec
     loss: LossName | None = Field(
         None,
@@ -445,3 +477,27 @@ class JobSpec(BaseModel):
             name: self.data.reference() if name == "data" else out[name]
             for name in type(self).model_fields
         }
+
+
+_RECIPE = ("model", "data", "optimizer", "iterations")
+
+
+def _which(value: Any) -> str:
+    """``external`` for an external run that gives none of the recipe's fields, else
+    ``job``: a spec that gives any of them is held to the whole recipe."""
+    if isinstance(value, Mapping):
+        bare = value.get("runner") == "external" and not any(k in value for k in _RECIPE)
+    else:
+        bare = isinstance(value, ExternalRun)
+    return "external" if bare else "job"
+
+
+SPEC_TAGS = frozenset({"job", "external"})
+"""The tags of :data:`AnySpec`'s members, which pydantic puts first in an error's path."""
+
+AnySpec = Annotated[
+    Annotated[JobSpec, Tag("job")] | Annotated[ExternalRun, Tag("external")],
+    Discriminator(_which),
+]
+"""What ``POST /v1/jobs`` takes: a job spec (a recipe, for a worker or an external run), or
+an external run with no recipe at all."""

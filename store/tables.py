@@ -119,6 +119,7 @@ class Job(Base):
         # The fair-share claim: each waiting owner, and the oldest queued job of each, by seeks.
         Index("ix_jobs_status_owner_id", "status", "owner", "id"),
         UniqueConstraint("owner", "idempotency_key"),  # a key is its owner's alone
+        Index("ix_jobs_reference_job_id", "reference_job_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -152,6 +153,23 @@ class Job(Base):
     sweep_id: Mapped[str | None] = mapped_column(
         ForeignKey("sweeps.id", ondelete="SET NULL"), index=True
     )
+    # Who produces the points: "worker" (claimed and trained) or "external" (appended by its
+    # owner over HTTP, never claimed): store.spec.Runner.
+    runner: Mapped[str] = mapped_column(String(16), default="worker", server_default="worker")
+    # The shared reference run of the job's recipe (store.references), when it has one.
+    reference_job_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class ReferenceRun(Base):
+    """The one reference run of a recipe: ``recipe_hash`` is the SHA-256 of the normalised
+    recipe (``store.references.recipe_hash``); the key makes it one run per recipe, however
+    many jobs share it and however concurrently they are submitted."""
+
+    __tablename__ = "reference_runs"
+
+    recipe_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Dataset(Base):

@@ -141,6 +141,23 @@ class Client:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._request("POST", f"/v1/jobs/{job_id}/cancel")
 
+    def append_metrics(self, job_id: str, points: list[dict[str, Any]]) -> dict[str, Any]:
+        """Append points to an external run (each iteration is stored once: safe to retry)."""
+        return self._request("POST", f"/v1/jobs/{job_id}/metrics", json={"points": points})
+
+    def finish(self, job_id: str, status: str = "succeeded") -> dict[str, Any]:
+        return self._request("POST", f"/v1/jobs/{job_id}/finish", json={"status": status})
+
+    def reference(self, job_id: str) -> dict[str, Any]:
+        """How a job compares with its recipe's shared reference run."""
+        return self._request("GET", f"/v1/jobs/{job_id}/reference")
+
+    def start_run(self, **options: Any) -> Any:
+        """An external run's logger (:func:`gradlab.client.runs.start_run`)."""
+        from gradlab.client.runs import start_run
+
+        return start_run(self, **options)
+
     def sweep(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", "/v1/sweeps", json=body)
 

@@ -9,9 +9,10 @@ from starlette.responses import Response
 
 from service.deps import CallerDep, DatabaseDep, ReadSessionDep, SettingsDep
 from service.errors import ErrorBody, json_response
-from service.jobs import repository, schemas, service
+from service.jobs import external, repository, schemas, service
 from service.jobs.examples import SEEDS
-from store.spec import JobSpec, ModelKind
+from store.spec import AnySpec, ModelKind
+from store.status import Status
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -46,7 +47,7 @@ def submit_job(
     db: DatabaseDep,
     settings: SettingsDep,
     caller: CallerDep,
-    spec: Annotated[JobSpec, Body(openapi_examples=SEEDS)],
+    spec: Annotated[AnySpec, Body(openapi_examples=SEEDS)],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -182,3 +183,55 @@ def gradient_checks(session: ReadSessionDep, caller: CallerDep, job_id: str) -> 
 )
 def parameters(session: ReadSessionDep, caller: CallerDep, job_id: str) -> Response:
     return json_response(service.parameters(session, job_id, caller))
+
+
+NOT_RUNNING_EXTERNAL = "Not an external run, or already finished."
+
+
+@router.post(
+    "/{job_id}/metrics",
+    response_model=schemas.Appended,
+    responses={
+        **NOT_FOUND,
+        409: {
+            "model": ErrorBody,
+            "description": f"{NOT_RUNNING_EXTERNAL} Or (type `point_conflict`) a point differs "
+            "from the one stored for its `iteration`; or (type `points_gap`) the batch starts "
+            "past the next iteration to store, `iteration`.",
+        },
+        422: {"model": ErrorBody, "description": "A bad point: `field` names it (points[3].loss)."},
+    },
+    summary="Append points to an external run",
+    description="Each iteration is stored exactly once: re-sending a stored point as it was "
+    "is a no-op (safe to retry, from several senders at once); a different value is a 409. "
+    "Points are stored without gaps, from iteration 0.",
+)
+def append_metrics(
+    db: DatabaseDep, settings: SettingsDep, caller: CallerDep, job_id: str, batch: schemas.PointsIn
+) -> Response:
+    with db.write_session() as session:
+        return json_response(external.append(session, job_id, batch, caller, settings))
+
+
+@router.post(
+    "/{job_id}/finish",
+    response_model=schemas.Job,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": NOT_RUNNING_EXTERNAL}},
+    summary="End an external run: succeeded or failed",
+)
+def finish_job(db: DatabaseDep, caller: CallerDep, job_id: str, body: schemas.FinishIn) -> Response:
+    with db.write_session() as session:
+        job = external.finish(session, job_id, Status(body.status), caller)
+        return json_response(service.job_view(job))
+
+
+@router.get(
+    "/{job_id}/reference",
+    response_model=schemas.ReferenceView,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "No reference run."}},
+    summary="How the job compares with its recipe's shared reference run",
+    description="The reference run's status and the first iteration where the two loss "
+    "series differ by more than 1e-6 relative (null: they never do, so far).",
+)
+def job_reference(session: ReadSessionDep, caller: CallerDep, job_id: str) -> Response:
+    return json_response(external.reference(session, job_id, caller))

@@ -7,7 +7,7 @@ A :class:`Job` is read straight from a job's row (the ORM object or the columns 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -17,11 +17,13 @@ from pydantic import (
     SkipValidation,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from engine import catalog
 from store import datasets
 from store import status as lifecycle_status
-from store.spec import Reference
+from store.lifecycle import EXTERNAL_ENDS
+from store.spec import Reference, Runner
 from store.tables import Job as JobRow
 
 
@@ -78,9 +80,12 @@ class DataSummary(BaseModel):
     href: str = Field(description="GET it for the arrays: `{X: [[…]], y: […]}`.")
 
 
-def data_summary(job_id: str, data: dict[str, Any]) -> dict[str, Any]:
+def data_summary(job_id: str, data: dict[str, Any] | None) -> dict[str, Any] | None:
     """The :class:`DataSummary` of a stored spec's ``data`` (a reference to stored arrays,
-    or a generator's options), for job ``job_id``."""
+    or a generator's options), for job ``job_id``; None for an external run without a
+    recipe."""
+    if data is None:
+        return None
     if datasets.is_reference(data):
         summary = {k: data[k] for k in ("kind", "sha256", "rows", "features", "classes")}
     else:
@@ -100,6 +105,76 @@ def data_summary(job_id: str, data: dict[str, Any]) -> dict[str, Any]:
 _COLUMNS = tuple(c.key for c in JobRow.__table__.columns)
 
 
+class ReferenceLink(BaseModel):
+    job_id: str = Field(description="The reference run (a worker job of the `local` account).")
+    href: str = Field(description="GET it for the comparison: status and first divergence.")
+
+
+class Divergence(BaseModel):
+    iteration: int = Field(description="The first iteration whose losses differ.")
+    yours: float | None
+    reference: float | None
+
+
+class ReferenceView(BaseModel):
+    """How a job compares with its recipe's reference run."""
+
+    job_id: str
+    status: Status | None = Field(description="The reference run's; null if it was deleted.")
+    iterations_done: int
+    compared: int = Field(description="Iterations both runs have recorded, compared.")
+    rtol: float = Field(description="Two losses differ when |a − b| > rtol·max(|a|, |b|).")
+    first_divergence: Divergence | None = Field(
+        description="null: the two agree on every compared iteration (so far)."
+    )
+
+
+_MAX_ITERATION = 2**31 - 1
+
+
+class PointIn(TypedDict):
+    """One point of an external run. Only ``loss`` is required besides the iteration;
+    ``data_loss`` defaults to the loss, ``reg_loss`` to 0, ``grad_norm`` and ``accuracy`` to
+    null. A TypedDict, not a model: a batch of 10,000 is validated as plain dicts, several
+    times faster."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)  # type: ignore[misc]
+    iteration: Annotated[int, Field(ge=0, le=_MAX_ITERATION)]
+    loss: float
+    accuracy: NotRequired[Annotated[float, Field(ge=0, le=1)] | None]
+    data_loss: NotRequired[float | None]
+    reg_loss: NotRequired[float | None]
+    grad_norm: NotRequired[Annotated[float, Field(ge=0)] | None]
+
+
+class PointsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    points: list[PointIn] = Field(
+        min_length=1,
+        description="Consecutive iterations in order, at most GRADLAB_MAX_POINTS_PER_BATCH; "
+        "overlapping what is stored is fine when the overlap is identical.",
+    )
+
+
+class Appended(BaseModel):
+    job_id: str
+    first_iteration: int
+    stored: int = Field(description="New points stored by this batch.")
+    unchanged: int = Field(description="Points of the batch that were stored already.")
+    iterations_done: int = Field(description="The run's points now: iterations 0..n−1.")
+
+
+if TYPE_CHECKING:
+    EndStatus = str
+else:
+    EndStatus = Literal[tuple(s.value for s in EXTERNAL_ENDS)]
+
+
+class FinishIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: EndStatus
+
+
 class Job(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -113,7 +188,17 @@ class Job(BaseModel):
         description="The spec as posted, with every default filled in; inline data as its "
         "reference (kind, sha256, rows, features, classes), never its arrays."
     )
-    data: DataSummary = Field(description="The data's summary, and where to fetch its arrays.")
+    data: DataSummary | None = Field(
+        description="The data's summary, and where to fetch its arrays; null for an external "
+        "run without a recipe."
+    )
+    runner: Runner = Field(
+        description="worker: trained by gradlab; external: its owner's loop logs its points."
+    )
+    reference: ReferenceLink | None = Field(
+        description="The shared reference run of the job's recipe (external runs with a "
+        "recipe); `href` compares the two."
+    )
     created_at: UtcTime = Field(description="ISO 8601, UTC, with microseconds.")
     started_at: UtcTime | None
     finished_at: UtcTime | None
@@ -252,5 +337,7 @@ def _shown(row: Any) -> dict[str, Any]:
     data["summary"] = {name: data[name] for name in Summary.model_fields}
     error = {name: data[f"error_{name}"] for name in JobError.model_fields}
     data["error"] = error if error["type"] is not None else None
-    data["data"] = data_summary(data["id"], data["spec"]["data"])
+    data["data"] = data_summary(data["id"], data["spec"].get("data"))
+    ref = data["reference_job_id"]
+    data["reference"] = ref and {"job_id": ref, "href": f"/v1/jobs/{data['id']}/reference"}
     return data

@@ -16,14 +16,15 @@ from service.errors import Conflict, InvalidSpec, NotApplicable, NotFound, Probl
 from service.jobs import repository, schemas
 from service.jobs.quota import check_quota
 from service.jobs.validation import check_spec
-from store import lifecycle, queue
+from store import lifecycle, queue, references
 from store.accounts import Caller
 from store.codec import unpack_state
 from store.datasets import is_reference
 from store.db import Database
 from store.settings import Settings
-from store.spec import InlineData, JobSpec, TagKey, TagValue
+from store.spec import ExternalRun, InlineData, JobSpec, TagKey, TagValue
 from store.status import Status
+from store.tables import LOCAL_USER as LOCAL
 from store.tables import Job, new_id
 
 
@@ -56,23 +57,40 @@ def tag_filter(tag: str | None) -> tuple[str, str | None] | None:
     return key, value if sep else None
 
 
-def request_hash(spec: JobSpec) -> str:
+def request_hash(spec: JobSpec | ExternalRun) -> str:
     """The hash an Idempotency-Key is held to: of the normalised spec, whose inline data is
     its content hash (so the same arrays, however written, are the same request)."""
     return hashlib.sha256(orjson.dumps(spec.normalised(), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def new_job(
-    session: Session, spec: JobSpec, settings: Settings, owner: str, sweep_id: str | None = None
+    session: Session,
+    spec: JobSpec | ExternalRun,
+    settings: Settings,
+    owner: str,
+    sweep_id: str | None = None,
 ) -> Job:
-    """A queued job of ``owner``'s for a spec, after the checks that need several fields at
+    """A new job of ``owner``'s for a spec, after the checks that need several fields at
     once; its inline arrays stored once by content (``store.datasets``), its spec keeping
-    their hash."""
+    their hash. Queued for a worker, or running from the start for an external run; linked
+    to its recipe's shared reference run when it has one (``store.references``)."""
+    if isinstance(spec, ExternalRun):
+        return lifecycle.external(
+            id=new_id(),
+            owner=owner,
+            name=spec.name,
+            tags=dict(spec.tags),
+            model_kind="",  # no recipe: no model
+            spec=spec.normalised(),
+            iterations=0,
+            created_at=utcnow(),
+            sweep_id=sweep_id,
+        )
     check_spec(spec, settings)
     normalised = spec.normalised()
     if isinstance(spec.data, InlineData):
         repository.put_dataset(session, spec.data)
-    return lifecycle.queued(
+    columns: dict[str, Any] = dict(
         id=new_id(),
         owner=owner,
         name=spec.name,
@@ -83,11 +101,29 @@ def new_job(
         created_at=utcnow(),
         sweep_id=sweep_id,
     )
+    recipe = references.reference_recipe(spec)
+    if recipe is not None:
+        columns["reference_job_id"] = reference_run(session, recipe, settings)
+    if spec.runner == lifecycle.EXTERNAL:
+        return lifecycle.external(**columns)
+    return lifecycle.queued(**columns)
+
+
+def reference_run(session: Session, recipe: JobSpec, settings: Settings) -> str:
+    """The id of the recipe's shared reference run, queued now (for the ``local`` account)
+    when it is the first job of that recipe; workers are woken when the transaction commits."""
+
+    def make() -> Job:
+        job = new_job(session, recipe.model_copy(update={"name": "reference"}), settings, LOCAL)
+        queue.notify(session)
+        return job
+
+    return references.reference_job(session, references.recipe_hash(recipe), make)
 
 
 def submit(
     session: Session,
-    spec: JobSpec,
+    spec: JobSpec | ExternalRun,
     settings: Settings,
     caller: Caller,
     idempotency_key: str | None = None,
@@ -160,7 +196,9 @@ def cancel(session: Session, job_id: str, caller: Caller) -> Job:
         raise Conflict(f"Job {job_id} already {job.status}; there is nothing to cancel.")
     if job.status == Status.QUEUED and not lifecycle.cancel_queued(session, job_id):
         session.refresh(job)  # a worker claimed it meanwhile (PostgreSQL's read committed)
-    if job.status == Status.RUNNING:
+    if job.runner == lifecycle.EXTERNAL:  # no worker to ask: it ends now
+        lifecycle.end_external(session, job_id, Status.CANCELLED)
+    elif job.status == Status.RUNNING:
         lifecycle.request_cancel(session, job_id)
     session.refresh(job)
     return job

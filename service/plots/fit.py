@@ -46,6 +46,10 @@ def load(session: Session, job: Job) -> Source:
     """The job's model, regenerated data and checkpointed parameters, or NotApplicable when
     the job's data and model have no fit plot or it has recorded no parameters yet."""
     job_id = job.id
+    if "model" not in job.spec:
+        raise NotApplicable(
+            f"Job {job_id} is an external run without a recipe: there is no model to draw."
+        )
     built = build(JobSpec.model_validate(datasets.load(session, job.spec)))
     model, data = built.model, built.data
     n_features = data.X.shape[1]

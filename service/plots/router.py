@@ -110,11 +110,16 @@ async def loss_plot(
     max_points: MaxPoints = 2000,
 ) -> Response:
     """The loss against iteration; for classifiers the training accuracy on a second axis.
+    A job linked to its recipe's reference run (an external run with a recipe) overlays
+    "yours" and "reference" instead.
     Long runs are drawn from at most `max_points` points that keep each bucket's lowest and
     highest loss, so spikes and the minimum are never hidden. A job without points yet gets
     an empty chart that says so."""
 
     def read(session: Session, job: Job) -> Drawing:
+        overlay = service.reference_curves(session, job, max_points)
+        if overlay is not None:
+            return render.compare_chart, (overlay, service.title(job), log, fmt)
         curve = service.curve(session, job, max_points)
         return render.loss_chart, (curve, service.title(job), log, fmt)
 

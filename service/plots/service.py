@@ -54,12 +54,20 @@ def model_name(spec: Mapping[str, Any]) -> str:
     return model["kind"]
 
 
+def recipe(spec: Mapping[str, Any]) -> str:
+    """``model (loss) on data, optimizer and hyperparameters``; for an external run without
+    a recipe, that it is one."""
+    if "model" not in spec:
+        return "external run"
+    return f"{model_name(spec)} ({spec['loss']}) on {spec['data']['kind']}, " + hyperparameters(
+        spec
+    )
+
+
 def title(job: Job, what: str | None = None) -> str:
     """``name — model (loss) on data, optimizer and hyperparameters``, with the job's status
     when it has not succeeded; ``what`` (e.g. "after 200 iterations") on a second line."""
-    spec = job.spec
-    head = f"{model_name(spec)} ({spec['loss']}) on {spec['data']['kind']}, "
-    head += hyperparameters(spec)
+    head = recipe(job.spec)
     if job.name:
         head = f"{job.name} — {head}"
     if job.status != Status.SUCCEEDED:
@@ -70,6 +78,8 @@ def title(job: Job, what: str | None = None) -> str:
 
 def label(job: Job) -> str:
     """A legend entry: the job's name, else its model and key hyperparameters."""
+    if "model" not in job.spec:
+        return job.name or f"external run {job.id[-6:]}"
     return job.name or f"{model_name(job.spec)} {hyperparameters(job.spec)}"
 
 
@@ -91,8 +101,22 @@ def curve(session: Session, job: Job, max_points: int, name: str | None = None) 
         loss=block[:, Col.LOSS],
         accuracy=accuracy if np.isfinite(accuracy).any() else None,
         total=sp.total,
-        loss_name=job.spec["loss"],
+        loss_name=job.spec.get("loss", "as logged"),
     )
+
+
+def reference_curves(session: Session, job: Job, max_points: int) -> list[Curve] | None:
+    """For a job linked to its recipe's reference run: "yours" and "reference" to overlay
+    (the reference is read through the link, whoever owns it); None for any other job."""
+    if job.reference_job_id is None:
+        return None
+    reference = session.get(Job, job.reference_job_id)
+    if reference is None:  # deleted by an admin: nothing to overlay
+        return None
+    return [
+        curve(session, job, max_points, "yours"),
+        curve(session, reference, max_points, "reference"),
+    ]
 
 
 @dataclass(frozen=True)
@@ -107,7 +131,7 @@ def checks(session: Session, job: Job) -> Checks:
     rows = [row.result for row in jobs_repo.gradient_checks(session, job.id)]
     rows = [r for r in rows if r.get("available", True) and r.get("parameters")]
     if not rows:
-        if not job.spec["gradient_check"]["references"]:
+        if not job.spec.get("gradient_check", {"references": []})["references"]:
             why = "gradient checks are turned off for it (gradient_check.references is empty)"
         else:
             why = f"it is {job.status} and no gradient check has been recorded yet"

@@ -281,3 +281,38 @@ def test_sign_in_shows_nothing_before_a_valid_token_then_only_the_students_own(
         page.goto(f"{server.base}/#/jobs/{mine['id']}")
         page.wait_for_url("**/#/sign-in")
         tab.assert_no_errors(allowed=("401",))
+
+
+def test_an_external_runs_page_shows_yours_beside_the_reference(server, tab):
+    """A run of one's own loop with a recipe: the page overlays it on the shared reference
+    run and says where the two first part; a run without a recipe has a page too."""
+    recipe = {
+        "model": {"kind": "linear_regression"},
+        "data": {"kind": "line", "n_samples": 20},
+        "optimizer": {"kind": "gd", "learning_rate": 0.1},
+        "iterations": 15,
+    }
+    with httpx.Client(base_url=server.base, timeout=30) as http:
+        run = http.post("/v1/jobs", json={**recipe, "runner": "external", "name": "mine"}).json()
+        reference = wait_finished(http, run["reference"]["job_id"])
+        theirs = http.get(f"/v1/jobs/{reference['id']}/metrics?format=columns").json()
+        losses = theirs["columns"]["loss"]
+        losses[7] *= 1.01
+        points = [{"iteration": i, "loss": v} for i, v in enumerate(losses)]
+        assert http.post(f"/v1/jobs/{run['id']}/metrics", json={"points": points}).is_success
+        http.post(f"/v1/jobs/{run['id']}/finish", json={"status": "succeeded"})
+        bare = http.post("/v1/jobs", json={"runner": "external", "name": "bare"}).json()
+    page = tab.page
+    page.goto(f"{server.base}/#/jobs/{run['id']}")
+    verdict = page.locator("#reference-verdict")
+    verdict.wait_for()
+    assert verdict.get_attribute("data-divergence") == "7"
+    assert "iteration 7" in verdict.inner_text() and "succeeded" in verdict.inner_text()
+    plot = page.locator("#reference-plot")  # polled from here: the page's CSP forbids eval
+    wait_for(lambda: plot.evaluate("img => img.naturalWidth") > 0, timeout=30, what="the plot")
+
+    page.goto(f"{server.base}/#/jobs/{bare['id']}")
+    page.locator("#data-summary").wait_for()
+    assert "No recipe" in page.inner_text("#data-summary")
+    assert page.locator("#reference").is_hidden()
+    tab.assert_no_errors(allowed=("409",))

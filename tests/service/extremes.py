@@ -72,7 +72,11 @@ class Walker:
                 content = op.get("requestBody", {}).get("content", {}).get("application/json")
                 for example in (content or {}).get("examples", {}).values():
                     top = Target(method, path, "body", "", {}, responses, example["value"])
-                    out += self._fields(top, self.resolve(content["schema"]), ())
+                    # A body that is a union (POST /v1/jobs: a job spec, or an external
+                    # run without a recipe, whose fields are the spec's): its first member.
+                    body = self.resolve(content["schema"])
+                    body = self.resolve(body.get("oneOf", body.get("anyOf", [body]))[0])
+                    out += self._fields(top, body, ())
         return out
 
     def _fields(self, top: Target, schema: dict[str, Any], steps: tuple) -> list[Target]:

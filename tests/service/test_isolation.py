@@ -72,7 +72,12 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/v1/sweeps"): (201, 201, 201, 201),
     ("GET", "/v1/sweeps"): (200, 200, 200, 200),
     ("GET", "/v1/sweeps/{sweep_id}"): SEEN_BY_STAFF,
+    # On a fresh external run of alice's (with a recipe, so with a reference run).
+    ("POST", "/v1/jobs/{job_id}/metrics"): SEEN_BY_STAFF,
+    ("POST", "/v1/jobs/{job_id}/finish"): SEEN_BY_STAFF,
+    ("GET", "/v1/jobs/{job_id}/reference"): SEEN_BY_STAFF,
 }
+EXTERNAL_ROUTES = {"/v1/jobs/{job_id}/metrics", "/v1/jobs/{job_id}/finish"}
 OPEN = {"/healthz", "/readyz"}  # the only routes a request without a token may call
 
 
@@ -90,10 +95,11 @@ class World:
         self.marker = f"alice-secret-{uuid.uuid4().hex[:8]}"
         self.job = self.finished_job()
         self.queued = self.submit()
+        self.external = self.submit(runner="external")
         sweep = client.post("/v1/sweeps", json=SWEEP, headers=lab.headers("alice"))
         assert sweep.status_code == 201, sweep.text
         self.sweep = sweep.json()["id"]
-        self.secrets = {self.marker, self.job, self.queued, self.sweep}
+        self.secrets = {self.marker, self.job, self.queued, self.sweep, self.external}
         self.secrets |= {j["id"] for j in sweep.json()["jobs"]}
 
     def finished_job(self) -> str:
@@ -102,8 +108,8 @@ class World:
         run_worker(make_settings(self.lab.url))
         return job_id
 
-    def submit(self) -> str:
-        body = {**SPEC, "name": self.marker}
+    def submit(self, **more: str) -> str:
+        body = {**SPEC, "name": self.marker, **more}
         r = self.client.post("/v1/jobs", json=body, headers=self.lab.headers("alice"))
         assert r.status_code == 201, r.text
         return r.json()["id"]
@@ -119,6 +125,9 @@ class World:
         elif fresh and path.endswith("/cancel"):
             job = self.queued = self.submit()
             self.secrets.add(job)
+        elif path in EXTERNAL_ROUTES or path.endswith("/reference"):
+            job = self.submit(runner="external") if fresh else self.external
+            self.secrets.add(job)
         params: dict[str, Any] = {}
         body: Any = None
         name = ""
@@ -133,6 +142,10 @@ class World:
             body = SWEEP
         elif path == "/v1/gradient-checks":
             body = GRADIENTS
+        elif path == "/v1/jobs/{job_id}/metrics":
+            body = {"points": [{"iteration": 0, "loss": 1.0}]}
+        elif path == "/v1/jobs/{job_id}/finish":
+            body = {"status": "succeeded"}
         elif path == "/v1/plots/compare.{fmt}":
             params["ids"] = job
         url = path.format(job_id=job, sweep_id=self.sweep, fmt="png", name=name)

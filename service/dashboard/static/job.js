@@ -58,6 +58,7 @@ export async function jobView(root, signal, id) {
   }
   function finish(view) {
     show(view);
+    showReference(el.reference, view, signal);
     el.fit.hidden = view.iterations_done === 0;
     if (view.iterations_done > 0) {
       showFit(el.fit, `${base}/plots/fit.png?v=${view.iterations_done}`, signal);
@@ -78,6 +79,7 @@ export async function jobView(root, signal, id) {
   renderChecks(el.checks, checks);
   if (statuses.terminal.includes(job.status)) return finish(job);
   show(job);
+  showReference(el.reference, job, signal);
   // The stream's cursor (its event ids): the next iteration, and how many checks were seen.
   const next = cols.iteration.length ? cols.iteration[cols.iteration.length - 1] + 1 : 0;
   followEvents(`${base}/events`, `p${next}-c${checks.length}`, (type, data) => {
@@ -107,6 +109,7 @@ function layout(job, base, onCancel) {
       h("p", { class: "muted" }, "The final model's fit is drawn when the job finishes.")),
     checks: h("tbody"),
     params: h("div", { id: "parameters" }, h("p", { class: "muted" }, "Shown when the job has finished.")),
+    reference: h("figure", { id: "reference", class: "fit", hidden: !job.reference }),
   };
   const links = [["loss.png", "/plots/loss.png"], ["loss.svg", "/plots/loss.svg"],
     ["checks.png", "/plots/gradient-checks.png"], ["metrics.csv", "/metrics?format=csv"], ["json", ""]];
@@ -120,11 +123,13 @@ function layout(job, base, onCancel) {
       h("a", { class: "button", href: `#/new?from=${job.id}` }, "Edit & resubmit"),
       h("span", { class: "links" },
         links.map(([label, path]) => fileLink(label, base + path, `${job.id}-${label}`)))),
-    h("p", { class: "muted" }, `${modelLabel(spec)} · ${spec.data.kind} · ${spec.optimizer.kind} · `,
+    h("p", { class: "muted" },
+      spec.model ? `${modelLabel(spec)} · ${spec.data.kind} · ${spec.optimizer.kind} · ` : "external run · ",
       h("code", {}, job.id), sweep),
     el.summary,
     el.error,
     h("div", { class: "row" }, section("Loss", el.chart, chartHints(el.log)), el.fit),
+    el.reference,
     section("Gradient checks", table("checks-table", checkHeaders, el.checks)),
     h("div", { class: "row" },
       section("Data", dataSummary(job.data)),
@@ -135,6 +140,7 @@ function layout(job, base, onCancel) {
 
 /** What the job trains on: its summary (never the arrays) and a link to fetch them. */
 function dataSummary(data) {
+  if (!data) return h("p", { id: "data-summary", class: "muted" }, "No recipe: the points are your own loop's.");
   const classes = data.classes === null ? "real-valued targets" : `${data.classes} classes`;
   const rows = [["kind", data.kind], ["shape", `${data.rows} rows × ${data.features} features`],
     ["targets", classes]];
@@ -164,7 +170,8 @@ function summary(job, cols, statuses) {
   const passed = job.gradient_checks_passed;
   const item = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
   return [
-    item("iterations", `${live ? cols.iteration[n - 1] + 1 : job.iterations_done} / ${job.spec.iterations}`),
+    item("iterations", `${live ? cols.iteration[n - 1] + 1 : job.iterations_done}`
+      + (job.spec.iterations ? ` / ${job.spec.iterations}` : "")),
     item(live ? "loss (latest)" : "final loss", fmt.num(live ? cols.loss[n - 1] : s.final_loss, 5)),
     item("best loss", best == null ? "–" : `${fmt.num(best, 5)} @ ${bestAt}`),
     item("accuracy", fmt.pct(live ? cols.accuracy[n - 1] : s.final_accuracy)),
@@ -172,6 +179,28 @@ function summary(job, cols, statuses) {
       : h("span", { class: passed ? "pass" : "fail" }, passed ? "passed" : "failed")),
     item("created", h("span", { title: job.created_at }, fmt.ago(job.created_at))),
   ].flat();
+}
+
+/** A linked job's loss beside its recipe's shared reference run: the overlay plot and where
+ *  the two first differ by more than 1e-6 relative. */
+async function showReference(figure, job, signal) {
+  if (!job.reference) return;
+  let view, src;
+  try {
+    view = await api(job.reference.href.replace(/^\//, ""), { signal });
+    src = await blobUrl(`v1/jobs/${job.id}/plots/loss.svg?v=${job.iterations_done}-${view.iterations_done}`, signal);
+  } catch {
+    return;
+  }
+  const d = view.first_divergence;
+  const verdict = d
+    ? `first differs at iteration ${d.iteration}: yours ${fmt.num(d.yours, 6)}, reference ${fmt.num(d.reference, 6)}`
+    : `agrees with the reference on all ${view.compared} iterations compared`;
+  signal.addEventListener("abort", () => URL.revokeObjectURL(src));
+  figure.replaceChildren(h("h2", {}, "Yours and the reference"),
+    h("img", { id: "reference-plot", alt: "your loss and the reference run's", src }),
+    h("figcaption", { id: "reference-verdict", class: d ? "fail" : "pass",
+      "data-divergence": d ? d.iteration : "" }, `${verdict} (reference run ${view.status})`));
 }
 
 /** The fit plot (fetched with the token); hidden when it does not apply to the job (409) or

@@ -134,11 +134,13 @@ export const swatch = (color) => h("span", { class: "swatch", style: { backgroun
 export const num = (text) => h("td", { class: "num" }, text);
 
 export function modelLabel(spec) {
+  if (!spec.model) return "external run"; // logged by its owner's loop, without a recipe
   const sizes = spec.model.hidden_sizes;
   return spec.model.kind + (sizes ? ` [${sizes}]` : "");
 }
 
 export function progress(done, total) {
+  if (total == null) return h("span", { class: "progress" }, `${done}`); // an external run's own count
   const pct = total ? (100 * done) / total : 0;
   return h("span", { class: "progress", title: `${Math.floor(pct)}%` }, `${done} / ${total}`,
     h("span", { class: "bar" }, h("span", { style: { width: `${pct}%` } })));
