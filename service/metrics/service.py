@@ -141,19 +141,46 @@ def _rows(block: np.ndarray) -> bytes:
     return rows[:-1]
 
 
+_OPEN, _CLOSE, _COMMA, _NEWLINE = b"[],\n"
+_POWERS = np.array([10**k for k in range(1, 10)])  # iterations stay below 2**31 (MAX_COUNT)
+
+
 def _csv_lines(block: np.ndarray) -> bytes:
-    """CSV lines. orjson writes each row's floats at once (``[[a,b,…],[…]]``), so a line is
-    the iteration and one ready-made row: two fields to splice instead of six."""
-    iterations = _tokens(block[:, Col.ITERATION].astype(np.int64))
-    accuracy = block[:, Col.ACCURACY]
-    missing = np.isnan(accuracy)
-    if missing.all():  # regression: no accuracy column to write
-        values, template = block[:, 1:5], b"%b,%b,\n"
+    """CSV lines, by whole-array operations rather than per line.
+
+    orjson writes the whole block at once, iteration included as a float:
+    ``[[7.0,a,b,c,d,e],[8.0,…]]``. Every line is then that text with four bytes gone (the
+    row's ``[``, the iteration's ``.0``, the ``,`` between rows) and its ``]`` turned into
+    a newline (a ``,`` and a newline for a regression, which has no accuracy to write):
+    one boolean mask over the text, built from where the ``]`` are and how many digits each
+    iteration has. The same bytes as formatting each line (``bench.csvpaths`` keeps that
+    writer, and the tests compare the two), in about 0.8x its time.
+    """
+    n = len(block)
+    missing = np.isnan(block[:, Col.ACCURACY])
+    regression = bool(missing.all())
+    table = np.ascontiguousarray(block[:, :5] if regression else block)
+    text = np.frombuffer(bytearray(orjson.dumps(table, option=_NUMPY)), np.uint8)
+    closes = np.flatnonzero(text == _CLOSE)[:n]
+    opens = np.empty(n, np.int64)
+    opens[0] = 1
+    opens[1:] = closes[:-1] + 2
+    digits = 1 + (block[:, Col.ITERATION, None] >= _POWERS).sum(axis=1)
+    point = opens + 1 + digits  # the ``.`` of ``7.0``
+    keep = np.ones(len(text), bool)
+    keep[[0, -1]] = False
+    keep[opens] = False
+    keep[point] = False
+    keep[point + 1] = False
+    if regression:
+        text[closes] = _COMMA
+        text[closes + 1] = _NEWLINE  # the ``,`` between rows, and the final ``]``
+        keep[-1] = True
     else:
-        values, template = block[:, 1:6], b"%b,%b\n"
-    dumped = orjson.dumps(np.ascontiguousarray(values), option=_NUMPY)[2:-2].split(b"],[")
-    lines = template * len(block) % tuple(chain.from_iterable(zip(iterations, dumped, strict=True)))
-    return lines.replace(b"null", b"") if missing.any() and not missing.all() else lines
+        text[closes] = _NEWLINE
+        keep[closes[:-1] + 1] = False
+    lines = text[keep].tobytes()
+    return lines.replace(b"null", b"") if missing.any() and not regression else lines
 
 
 def _head(job_id: str, total: int, downsampled: bool) -> bytes:
