@@ -15,14 +15,15 @@ import numpy as np
 import orjson
 from sqlalchemy import Connection
 
-from service.metrics import repository
+from service.metrics import columnar, repository
 from service.metrics.repository import Span
 from store.chunks import COLUMNS, SERIES, WIDTH, Col, extremes, series
 
-Format = Literal["points", "columns", "csv"]
+Format = Literal["points", "columns", "csv", "arrow", "parquet"]
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _ROW = b'{"iteration":%b,"loss":%b,"data_loss":%b,"reg_loss":%b,"grad_norm":%b,"accuracy":%b}'
+COLUMNAR = {"arrow": columnar.arrow_stream, "parquet": columnar.parquet_file}
 CSV_HEADER = (",".join(COLUMNS) + "\n").encode()
 BATCH_CHUNKS = 16  # chunks per streamed piece: ~16k points, 1-2 MB of text
 
@@ -229,8 +230,10 @@ def csv_rows(blocks: Iterator[np.ndarray]) -> Iterator[bytes]:
 
 
 def render(fmt: str, conn: Connection, job_id: str, sp: Span) -> Iterator[bytes]:
-    """Every point of a span in ``fmt`` (points, columns or csv), piece by piece."""
-    if fmt == "csv":
+    """Every point of a span in ``fmt`` (one of :data:`Format`), piece by piece."""
+    if fmt in COLUMNAR:
+        yield from COLUMNAR[fmt](job_id, sp.total, False, iter_blocks(conn, job_id, sp))
+    elif fmt == "csv":
         yield from csv_rows(iter_blocks(conn, job_id, sp))
     elif fmt == "columns":
         columns = ((name, iter_column(conn, job_id, sp, name)) for name in COLUMNS)
@@ -241,7 +244,9 @@ def render(fmt: str, conn: Connection, job_id: str, sp: Span) -> Iterator[bytes]
 
 def render_block(fmt: str, job_id: str, total: int, block: np.ndarray) -> Iterator[bytes]:
     """A downsampled block in ``fmt``."""
-    if fmt == "csv":
+    if fmt in COLUMNAR:
+        yield from COLUMNAR[fmt](job_id, total, True, iter([block]))
+    elif fmt == "csv":
         yield from csv_rows(iter([block]))
     elif fmt == "columns":
         yield from columns_json(job_id, total, True, block_columns(block))
