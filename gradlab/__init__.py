@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from gradlab.notebook import Client, Job, connect
+    from gradlab.notebook import APIError, Client, Job, Jobs, Sweep, connect
 
-__all__ = ["Client", "Job", "connect"]
+__all__ = ["APIError", "Client", "Job", "Jobs", "Sweep", "connect"]
 
 
 def __getattr__(name: str) -> Any:
