@@ -1,5 +1,5 @@
-"""gradlab from a notebook: ``client = gradlab.connect()``, ``job = client.submit("spiral_softmax")``,
-``job.wait()``, ``job.metrics()``, ``job.plot()``.
+"""gradlab from a notebook: ``client = gradlab.connect()``,
+``job = client.submit("spiral_softmax")``, ``job.wait()``, ``job.metrics()``, ``job.plot()``.
 
 - :mod:`~gradlab.notebook.client`: :class:`Client` (submit, jobs, sweep, compare) and
   :func:`connect`, on the command line's HTTP layer (:class:`gradlab.client.http.Client`,

@@ -23,9 +23,8 @@ def client(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("notebook")
     url = f"sqlite:///{tmp / 'gradlab.db'}"
     migrate.upgrade(url)
-    with Server(url, workers=1, log=tmp / "serve.log") as server:
-        with gradlab.connect(server.base) as c:
-            yield c
+    with Server(url, workers=1, log=tmp / "serve.log") as server, gradlab.connect(server.base) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
