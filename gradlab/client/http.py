@@ -1,4 +1,5 @@
-"""The HTTP side of the client: :class:`Client`, one method per endpoint the commands use.
+"""The HTTP side of the client: :class:`Client`, one method per endpoint the commands and
+``gradlab.Client`` (the notebook client, :mod:`gradlab.notebook`) use.
 
 Transport failures become :class:`ServerUnreachable`, error answers :class:`APIError`; each
 error carries the exit code its command exits with. A job's live events are followed over
@@ -94,7 +95,7 @@ def _given(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class Client:
-    """A gradlab server's jobs API, one method per endpoint the commands use."""
+    """A gradlab server's jobs API, one method per endpoint."""
 
     def __init__(
         self,
