@@ -154,8 +154,8 @@ def _csv_lines(block: np.ndarray) -> bytes:
     row's ``[``, the iteration's ``.0``, the ``,`` between rows) and its ``]`` turned into
     a newline (a ``,`` and a newline for a regression, which has no accuracy to write):
     one boolean mask over the text, built from where the ``]`` are and how many digits each
-    iteration has. The same bytes as formatting each line (``bench.csvpaths`` keeps that
-    writer, and the tests compare the two), in about 0.8x its time.
+    iteration has. The same bytes as formatting each line (:mod:`service.metrics.csvref` keeps
+    that writer; the tests and the bench compare the two), in about 0.8x its time.
     """
     n = len(block)
     missing = np.isnan(block[:, Col.ACCURACY])

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 import migrations as migrate
-from bench.csvpaths import csv_lines_by_row
 from service.app import create_app
+from service.metrics.csvref import csv_lines_by_row
 from service.metrics.router import STREAM_ABOVE
 from service.metrics.service import CSV_HEADER, _csv_lines
 from tests.conftest import make_settings, run_worker, synthetic_job
