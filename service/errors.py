@@ -81,6 +81,13 @@ class Forbidden(GradlabError):
     type = "forbidden"
 
 
+class NotAcceptable(GradlabError):
+    """The answer cannot be given in the format asked for (a missing optional extra)."""
+
+    status = 406
+    type = "not_acceptable"
+
+
 class Conflict(GradlabError):
     status = 409
     type = "conflict"

@@ -1,4 +1,5 @@
-"""The HTTP side of the client: :class:`Client`, one method per endpoint the commands use.
+"""The HTTP side of the client: :class:`Client`, one method per endpoint the commands and
+``gradlab.Client`` (the notebook client, :mod:`gradlab.notebook`) use.
 
 Transport failures become :class:`ServerUnreachable`, error answers :class:`APIError`; each
 error carries the exit code its command exits with. A job's live events are followed over
@@ -51,17 +52,29 @@ class APIError(ClientError):
         self.exit_code = INVALID if status in (413, 422) else FAILED
         super().__init__(self.message)
 
+    @property
+    def fields(self) -> list[str]:
+        """The field paths a 422 names (``optimizer.learning_rate``, ``query:end``)."""
+        if not isinstance(self.detail, list):
+            return []
+        return [_field(problem) for problem in self.detail if _field(problem)]
+
     def problems(self) -> list[str]:
         """Each problem of a 422 as ``field: message``."""
         if not isinstance(self.detail, list):
             return []
         lines = []
         for problem in self.detail:
-            loc = [str(part) for part in problem.get("loc", ())[1:]]  # after "body"
-            field = problem.get("field") or ".".join(loc)
+            field = _field(problem)
             msg = problem.get("msg", "is not valid")
             lines.append(f"{field}: {msg}" if field else str(msg))
         return lines
+
+
+def _field(problem: dict[str, Any]) -> str:
+    """A 422 problem's field path: the server's ``field``, or its ``loc`` after ``body``."""
+    loc = [str(part) for part in problem.get("loc", ())[1:]]
+    return str(problem.get("field") or ".".join(loc))
 
 
 def _raise_for_status(response: httpx.Response) -> None:
@@ -82,7 +95,7 @@ def _given(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class Client:
-    """A gradlab server's jobs API, one method per endpoint the commands use."""
+    """A gradlab server's jobs API, one method per endpoint."""
 
     def __init__(
         self,
@@ -163,6 +176,27 @@ class Client:
 
     def metrics(self, job_id: str, **params: Any) -> dict[str, Any]:
         return self._request("GET", f"/v1/jobs/{job_id}/metrics", params=_given(params))
+
+    def examples(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/jobs/examples")
+
+    def parameters(self, job_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/jobs/{job_id}/parameters")
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/sweeps/{sweep_id}")
+
+    def metrics_binary(self, job_id: str, format: str, **params: Any) -> bytes:
+        """The points as ``format`` (``arrow`` or ``parquet``): the whole body."""
+        import httpx
+
+        params = _given(params) | {"format": format}
+        try:
+            response = self._http.get(f"/v1/jobs/{job_id}/metrics", params=params)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(self.url, exc) from None
+        _raise_for_status(response)
+        return response.content
 
     def metrics_csv(self, job_id: str, **params: Any) -> Iterator[bytes]:
         """The CSV export, streamed as it arrives."""

@@ -15,14 +15,15 @@ import numpy as np
 import orjson
 from sqlalchemy import Connection
 
-from service.metrics import repository
+from service.metrics import columnar, repository
 from service.metrics.repository import Span
 from store.chunks import COLUMNS, SERIES, WIDTH, Col, extremes, series
 
-Format = Literal["points", "columns", "csv"]
+Format = Literal["points", "columns", "csv", "arrow", "parquet"]
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _ROW = b'{"iteration":%b,"loss":%b,"data_loss":%b,"reg_loss":%b,"grad_norm":%b,"accuracy":%b}'
+COLUMNAR = {"arrow": columnar.arrow_stream, "parquet": columnar.parquet_file}
 CSV_HEADER = (",".join(COLUMNS) + "\n").encode()
 BATCH_CHUNKS = 16  # chunks per streamed piece: ~16k points, 1-2 MB of text
 
@@ -141,19 +142,46 @@ def _rows(block: np.ndarray) -> bytes:
     return rows[:-1]
 
 
+_OPEN, _CLOSE, _COMMA, _NEWLINE = b"[],\n"
+_POWERS = np.array([10**k for k in range(1, 10)])  # iterations stay below 2**31 (MAX_COUNT)
+
+
 def _csv_lines(block: np.ndarray) -> bytes:
-    """CSV lines. orjson writes each row's floats at once (``[[a,b,…],[…]]``), so a line is
-    the iteration and one ready-made row: two fields to splice instead of six."""
-    iterations = _tokens(block[:, Col.ITERATION].astype(np.int64))
-    accuracy = block[:, Col.ACCURACY]
-    missing = np.isnan(accuracy)
-    if missing.all():  # regression: no accuracy column to write
-        values, template = block[:, 1:5], b"%b,%b,\n"
+    """CSV lines, by whole-array operations rather than per line.
+
+    orjson writes the whole block at once, iteration included as a float:
+    ``[[7.0,a,b,c,d,e],[8.0,…]]``. Every line is then that text with four bytes gone (the
+    row's ``[``, the iteration's ``.0``, the ``,`` between rows) and its ``]`` turned into
+    a newline (a ``,`` and a newline for a regression, which has no accuracy to write):
+    one boolean mask over the text, built from where the ``]`` are and how many digits each
+    iteration has. The same bytes as formatting each line (:mod:`service.metrics.csvref` keeps
+    that writer; the tests and the bench compare the two), in about 0.8x its time.
+    """
+    n = len(block)
+    missing = np.isnan(block[:, Col.ACCURACY])
+    regression = bool(missing.all())
+    table = np.ascontiguousarray(block[:, :5] if regression else block)
+    text = np.frombuffer(bytearray(orjson.dumps(table, option=_NUMPY)), np.uint8)
+    closes = np.flatnonzero(text == _CLOSE)[:n]
+    opens = np.empty(n, np.int64)
+    opens[0] = 1
+    opens[1:] = closes[:-1] + 2
+    digits = 1 + (block[:, Col.ITERATION, None] >= _POWERS).sum(axis=1)
+    point = opens + 1 + digits  # the ``.`` of ``7.0``
+    keep = np.ones(len(text), bool)
+    keep[[0, -1]] = False
+    keep[opens] = False
+    keep[point] = False
+    keep[point + 1] = False
+    if regression:
+        text[closes] = _COMMA
+        text[closes + 1] = _NEWLINE  # the ``,`` between rows, and the final ``]``
+        keep[-1] = True
     else:
-        values, template = block[:, 1:6], b"%b,%b\n"
-    dumped = orjson.dumps(np.ascontiguousarray(values), option=_NUMPY)[2:-2].split(b"],[")
-    lines = template * len(block) % tuple(chain.from_iterable(zip(iterations, dumped, strict=True)))
-    return lines.replace(b"null", b"") if missing.any() and not missing.all() else lines
+        text[closes] = _NEWLINE
+        keep[closes[:-1] + 1] = False
+    lines = text[keep].tobytes()
+    return lines.replace(b"null", b"") if missing.any() and not regression else lines
 
 
 def _head(job_id: str, total: int, downsampled: bool) -> bytes:
@@ -202,8 +230,10 @@ def csv_rows(blocks: Iterator[np.ndarray]) -> Iterator[bytes]:
 
 
 def render(fmt: str, conn: Connection, job_id: str, sp: Span) -> Iterator[bytes]:
-    """Every point of a span in ``fmt`` (points, columns or csv), piece by piece."""
-    if fmt == "csv":
+    """Every point of a span in ``fmt`` (one of :data:`Format`), piece by piece."""
+    if fmt in COLUMNAR:
+        yield from COLUMNAR[fmt](job_id, sp.total, False, iter_blocks(conn, job_id, sp))
+    elif fmt == "csv":
         yield from csv_rows(iter_blocks(conn, job_id, sp))
     elif fmt == "columns":
         columns = ((name, iter_column(conn, job_id, sp, name)) for name in COLUMNS)
@@ -214,7 +244,9 @@ def render(fmt: str, conn: Connection, job_id: str, sp: Span) -> Iterator[bytes]
 
 def render_block(fmt: str, job_id: str, total: int, block: np.ndarray) -> Iterator[bytes]:
     """A downsampled block in ``fmt``."""
-    if fmt == "csv":
+    if fmt in COLUMNAR:
+        yield from COLUMNAR[fmt](job_id, total, True, iter([block]))
+    elif fmt == "csv":
         yield from csv_rows(iter([block]))
     elif fmt == "columns":
         yield from columns_json(job_id, total, True, block_columns(block))
