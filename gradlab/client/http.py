@@ -177,9 +177,6 @@ class Client:
     def metrics(self, job_id: str, **params: Any) -> dict[str, Any]:
         return self._request("GET", f"/v1/jobs/{job_id}/metrics", params=_given(params))
 
-    def examples(self) -> dict[str, Any]:
-        return self._request("GET", "/v1/jobs/examples")
-
     def parameters(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/jobs/{job_id}/parameters")
 

@@ -115,13 +115,14 @@ class Client:
         chosen = [j if isinstance(j, Job) else self.job(j) for j in jobs]
         return show.compare(chosen, metric, list(labels) if labels is not None else None)
 
-    def start_run(self, *args: Any, **kwargs: Any) -> Any:
-        """Log a training loop of your own (``run.log(i, loss=…)``): the external-run logger,
-        which lands with its own issue."""
-        raise NotImplementedError(
-            "client.start_run is not in this version of gradlab: logging your own loop "
-            "arrives with the external-run logger."
-        )
+    def start_run(self, **options: Any) -> Any:
+        """Log a training loop of your own: ``run = client.start_run(name=…, recipe=spec)``,
+        then ``run.log(i, loss=…)`` in the loop (batched, sent in the background) and
+        ``run.finish()`` — or ``with client.start_run(...) as run:``. A ``recipe`` links the
+        run to its shared reference run (see :func:`gradlab.client.runs.start_run`)."""
+        from gradlab.client.runs import start_run
+
+        return start_run(self.api, **options)
 
 
 def connect(url: str | None = None, token: str | None = None, **kwargs: Any) -> Client:

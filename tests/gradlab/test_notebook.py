@@ -142,6 +142,10 @@ def test_connect_reads_gradlab_url_and_says_when_no_server_answers(monkeypatch):
         c.jobs()
 
 
-def test_start_run_has_its_place_for_the_external_run_logger(client):
-    with pytest.raises(NotImplementedError, match="external-run logger"):
-        client.start_run()
+def test_start_run_logs_a_loop_of_ones_own_as_an_external_run(client):
+    with client.start_run(name="my-loop") as run:
+        for i in range(25):
+            run.log(i, loss=1.0 / (i + 1))
+    job = client.job(run.id)
+    assert job.status == "succeeded"
+    assert job.metrics()["loss"].tolist() == [1.0 / (i + 1) for i in range(25)]
