@@ -59,15 +59,14 @@ from sqlalchemy.orm import Session
 from store.status import TERMINAL, Outcome, Status
 from store.tables import Attempt, Job
 
-
 log = logging.getLogger("gradlab.jobs")
 
 
 def transition(job_id: str, owner: str, before: Status, after: Status, attempt: int) -> None:
     """Log one transition that applied (see the module)."""
     if log.isEnabledFor(logging.INFO):
-        fields = {"job_id": job_id, "owner": owner, "from": str(before), "to": str(after)}
-        fields["attempt"] = attempt
+        fields: dict[str, Any] = {"job_id": job_id, "owner": owner, "attempt": attempt}
+        fields.update({"from": str(before), "to": str(after)})
         log.info(
             "job %s of %s: %s -> %s (attempt %d)", job_id, owner, before, after, attempt,
             extra=fields,

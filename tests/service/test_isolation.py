@@ -72,6 +72,8 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/v1/sweeps"): (201, 201, 201, 201),
     ("GET", "/v1/sweeps"): (200, 200, 200, 200),
     ("GET", "/v1/sweeps/{sweep_id}"): SEEN_BY_STAFF,
+    # The Prometheus scrape: an operator's, an admin's token (no per-user data in it).
+    ("GET", "/metrics"): (403, 403, 403, 200),
 }
 OPEN = {"/healthz", "/readyz"}  # the only routes a request without a token may call
 
