@@ -68,10 +68,7 @@ def served(tmp_path_factory) -> Iterator[tuple[Server, Lab, Path, str]]:
             assert wait_done(http, job_id, alice)["status"] == "succeeded"
             assert http.get("/v1/jobs/nope", headers=alice).status_code == 404
             assert http.get("/v1/jobs").status_code == 401
-        api_pid = next(iter(_children(server.proc.pid, "api")))
-        environ = Path(f"/proc/{api_pid}/environ").read_bytes().split(b"\0")
-        metrics_dir = next(e for e in environ if e.startswith(MULTIPROC_ENV.encode() + b"="))
-        yield server, lab, log, metrics_dir.split(b"=", 1)[1].decode()
+        yield server, lab, log, metrics_dir_of(server)
     finally:
         server.stop()
         kill_group(server.proc)
@@ -127,7 +124,7 @@ def test_only_an_admins_token_scrapes(served):
 
 
 def test_json_log_lines_carry_requests_and_transitions_and_no_token(served):
-    server, lab, log, _ = served
+    _, lab, log, _ = served
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert lines and all({"time", "level", "logger", "message"} <= set(e) for e in lines)
     access = [e for e in lines if e["logger"] == "gradlab.access"]
@@ -147,21 +144,23 @@ def test_json_log_lines_carry_requests_and_transitions_and_no_token(served):
     assert "glab_" not in text
 
 
-def test_the_metrics_directory_is_removed_when_serve_stops(tmp_path):
-    url = f"sqlite:///{tmp_path / 'gradlab.db'}"
-    with Server(url, workers=0) as server:
-        api_pid = next(iter(_children(server.proc.pid, "api")))
-        environ = Path(f"/proc/{api_pid}/environ").read_bytes().split(b"\0")
-        entry = next(e for e in environ if e.startswith(MULTIPROC_ENV.encode() + b"="))
-        path = entry.split(b"=", 1)[1].decode()
-        assert os.path.isdir(path)
-    assert not os.path.exists(path)
+def metrics_dir_of(server: Server) -> str:
+    """The PROMETHEUS_MULTIPROC_DIR the supervisor gave its API process."""
+    api_pid = next(iter(_children(server.proc.pid, "api")))
+    environ = Path(f"/proc/{api_pid}/environ").read_bytes().split(b"\0")
+    entry = next(e for e in environ if e.startswith(MULTIPROC_ENV.encode() + b"="))
+    return entry.split(b"=", 1)[1].decode()
 
 
 def test_a_lone_worker_serves_its_metrics_on_its_port(tmp_path):
+    """compose's topology: `gradlab serve --workers 0` and a `gradlab worker` of its own,
+    which serves its metrics on GRADLAB_WORKER_METRICS_PORT. And `gradlab serve` removes
+    its metrics directory when it stops."""
     url = f"sqlite:///{tmp_path / 'gradlab.db'}"
     port = free_port()
     with Server(url, workers=0) as server, server.client() as http:
+        metrics_dir = metrics_dir_of(server)
+        assert os.path.isdir(metrics_dir)
         worker = start_worker(url, log=tmp_path / "worker.log", worker_metrics_port=port)
         try:
             job_id = http.post("/v1/jobs", json=SPEC).json()["id"]
@@ -185,3 +184,4 @@ def test_a_lone_worker_serves_its_metrics_on_its_port(tmp_path):
             worker.terminate()
             worker.wait(timeout=20)
             kill_group(worker)
+    assert not os.path.exists(metrics_dir)
