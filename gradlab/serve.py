@@ -8,6 +8,10 @@ the API or a worker — is started again, after a backoff that doubles (to ``MAX
 while it keeps dying quickly. The first SIGINT or SIGTERM stops everything: each worker
 hands its job back and exits, then the API; a later signal is passed on to the workers,
 which hurry their hand-back. The process exits 0.
+
+The children share a private PROMETHEUS_MULTIPROC_DIR, made here and removed at exit, where
+each writes its metrics; the API's ``/metrics`` sums them (:mod:`store.telemetry`). A child
+that dies is marked dead there; what it counted still counts.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from service.telemetry.service import JobGauges
 from service.web import install as install_web_surface
 from store.db import Database
 from store.settings import Settings
+from store.telemetry import RequestMetrics
 
 DESCRIPTION = """\
 Experiment tracking for learning, and checking, how gradient descent works.
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.streams = Streams(settings, app.state.db)
     app.state.renderers = Renderers(settings)
     app.state.job_gauges = JobGauges(app.state.db)
+    app.state.request_metrics = RequestMetrics() if settings.metrics else None
     app.state.tokens = TokenCache(lambda digest: auth_repo.caller_by_hash(app.state.db, digest))
     install_handlers(app)
     app.add_middleware(

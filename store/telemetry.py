@@ -1,15 +1,19 @@
 """gradlab's Prometheus metrics: every name, label and bucket in one place, and the registry
 a scrape reads.
 
-The API records requests (:mod:`service.web.accesslog`), the worker its claims, flushes and
-attempts (:mod:`store.queue`, :mod:`worker.main`); jobs by status and the queue's depth are
-counted from the database when ``/metrics`` is scraped (:mod:`service.telemetry`).
+The API records requests (:class:`RequestMetrics`, fed by :mod:`service.web.accesslog`), the
+worker its claims, flushes and attempts (:mod:`store.queue`, :mod:`worker.main`); jobs by
+status and the queue's depth are counted from the database when ``/metrics`` is scraped
+(:mod:`service.telemetry`).
 
 Across processes: ``gradlab serve`` gives its API and worker processes a private
 ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode, chosen when the library
-is imported), where each process writes its values to files of its own; the API's
-``/metrics`` sums them all (:func:`scrape_registry`). A lone ``gradlab worker`` (compose)
-serves its own on GRADLAB_WORKER_METRICS_PORT.
+is imported), where each worker writes its values to files of its own; the API's
+``/metrics`` sums them all (:func:`scrape_registry`). The API's own request metrics stay in
+its memory (the process that answers the scrape), as plain counts the event loop bumps: a
+multiprocess value is a lock and an ``mmap`` write per increment, three per request, where
+this is one dict lookup and a bisect. A lone ``gradlab worker`` (compose) serves its own on
+GRADLAB_WORKER_METRICS_PORT.
 
 Labels are bounded: a route *template*, a method from a fixed set, a status class (``2xx``),
 a model kind, an outcome. Never a user, a job id or a raw path.
@@ -19,10 +23,14 @@ from __future__ import annotations
 
 import logging
 import os
+from bisect import bisect_left
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.utils import floatToGoString
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -33,17 +41,6 @@ FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 """Buckets for pickups and attempts (seconds)."""
 
-HTTP_REQUESTS = Counter(
-    "gradlab_http_requests_total",
-    "HTTP requests answered, by method, route template and status class.",
-    ("method", "route", "status"),
-)
-HTTP_DURATION = Histogram(
-    "gradlab_http_request_duration_seconds",
-    "Time to the end of each HTTP answer (of an event stream: until it closed).",
-    ("method", "route", "status"),
-    buckets=FAST,
-)
 CLAIM_DURATION = Histogram(
     "gradlab_claim_duration_seconds",
     "A worker's claim transaction; result is job (it claimed one) or empty.",
@@ -71,17 +68,52 @@ JOB_DURATION = Histogram(
 )
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods that are their own label; any other (a client may send any token) is ``other``."""
 
 
-def method_label(method: str) -> str:
-    """A request's method as a label: one of :data:`METHODS`, else ``other`` (a client may
-    send any token as a method; labels must stay few)."""
-    return method if method in METHODS else "other"
+class RequestMetrics:
+    """``gradlab_http_requests_total`` and ``gradlab_http_request_duration_seconds`` by
+    method, route template and status class, kept by the API process that serves them (see
+    the module): :meth:`observe` on the event loop, :meth:`collect` at scrape time."""
 
+    LABELS = ("method", "route", "status")
 
-def status_class(status: int) -> str:
-    """``200`` → ``2xx``."""
-    return f"{status // 100}xx"
+    def __init__(self, buckets: tuple[float, ...] = FAST) -> None:
+        self.bounds = buckets
+        # (method label, route, status // 100) -> [count per bucket ..., +Inf bucket, sum]
+        self.series: dict[tuple[str, str, int], list[float]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method if method in METHODS else "other", route, status // 100)
+        counts = self.series.get(key)
+        if counts is None:
+            counts = self.series[key] = [0.0] * (len(self.bounds) + 2)
+        counts[bisect_left(self.bounds, seconds)] += 1  # le: a value on a bound is in it
+        counts[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "gradlab_http_requests",
+            "HTTP requests answered, by method, route template and status class.",
+            labels=self.LABELS,
+        )
+        durations = HistogramMetricFamily(
+            "gradlab_http_request_duration_seconds",
+            "Time to the end of each HTTP answer (of an event stream: until it closed).",
+            labels=self.LABELS,
+        )
+        edges = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        for (method, route, status), live in list(self.series.items()):
+            counts = list(live)  # a snapshot: the event loop goes on counting
+            labels = [method, route, f"{status}xx"]
+            cumulative, running = [], 0.0
+            for edge, n in zip(edges, counts[:-1], strict=True):
+                running += n
+                cumulative.append((edge, running))
+            requests.add_metric(labels, running)
+            durations.add_metric(labels, cumulative, counts[-1])
+        yield requests
+        yield durations
 
 
 def scrape_registry() -> CollectorRegistry:

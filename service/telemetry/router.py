@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from service.deps import CallerDep
 from service.errors import ErrorBody, Forbidden
-from service.telemetry.service import JobGauges, scrape
+from service.telemetry.service import scrape
 from store.accounts import Role
 
 router = APIRouter(tags=["operations"])
@@ -39,5 +39,5 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 def metrics(request: Request, caller: CallerDep) -> Response:
     if caller.role is not Role.ADMIN:
         raise Forbidden("GET /metrics needs an admin's token.")
-    gauges: JobGauges = request.app.state.job_gauges
-    return Response(scrape(gauges), media_type=CONTENT_TYPE_LATEST)
+    state = request.app.state
+    return Response(scrape(state.request_metrics, state.job_gauges), media_type=CONTENT_TYPE_LATEST)

@@ -1,18 +1,19 @@
-"""The scrape's text: every process's recorded metrics (:func:`store.telemetry.scrape_registry`)
-and the jobs' gauges, counted from the database at most once per :data:`CACHE_SECONDS`
-(a scrape every second from two Prometheus servers costs one grouped query)."""
+"""The scrape's text: every process's recorded metrics (:func:`store.telemetry.scrape_registry`),
+the API's requests, and the jobs' gauges, counted from the database at most once per
+:data:`CACHE_SECONDS` (a scrape every second from two Prometheus servers costs one grouped
+query)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from service.telemetry import repository
 from store.db import Database
 from store.status import Status
-from store.telemetry import scrape_registry
+from store.telemetry import RequestMetrics, scrape_registry
 
 CACHE_SECONDS = 1.0
 
@@ -48,6 +49,9 @@ class JobGauges:
         return ("\n".join(lines) + "\n").encode()
 
 
-def scrape(gauges: JobGauges) -> bytes:
-    """The whole exposition: recorded metrics, then the jobs' gauges."""
-    return generate_latest(scrape_registry()) + gauges.text()
+def scrape(requests: RequestMetrics, gauges: JobGauges) -> bytes:
+    """The whole exposition: the workers' (and this process's library) metrics, this API's
+    requests, then the jobs' gauges."""
+    own = CollectorRegistry(auto_describe=False)
+    own.register(requests)
+    return generate_latest(scrape_registry()) + generate_latest(own) + gauges.text()

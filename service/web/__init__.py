@@ -41,4 +41,4 @@ def install(app: FastAPI, settings: Settings) -> None:
         )
     app.add_middleware(AllowedHosts, hosts=settings.allowed_host_names)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(AccessLog, metrics=settings.metrics)
+    app.add_middleware(AccessLog, metrics=app.state.request_metrics)

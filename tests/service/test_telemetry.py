@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
+from store.telemetry import RequestMetrics
 from tests.conftest import make_settings
 
 SPEC = {
@@ -54,6 +55,26 @@ def test_requests_are_counted_by_route_template_method_and_status_class(client):
     assert delta("POST", "/v1/jobs", "2xx") == 1
     assert delta("other", "/v1/jobs", "4xx") == 1  # a made-up method is one label, "other"
     assert not [key for key in after if ("route", "/v1/jobs/a1") in key[1]]
+
+
+def test_request_histograms_put_a_value_on_a_bound_in_that_bucket():
+    metrics = RequestMetrics(buckets=(0.01, 0.1))
+    for seconds in (0.005, 0.01, 0.05, 0.1, 3.0):
+        metrics.observe("GET", "/healthz", 200, seconds)
+    metrics.observe("PROPFIND", "-", 405, 0.2)
+    families = {f.name: f for f in metrics.collect()}
+    buckets = {
+        s.labels["le"]: s.value
+        for s in families["gradlab_http_request_duration_seconds"].samples
+        if s.name.endswith("_bucket") and s.labels["method"] == "GET"
+    }
+    assert buckets == {"0.01": 2, "0.1": 4, "+Inf": 5}
+    totals = {
+        (s.labels["method"], s.labels["status"]): s.value
+        for s in families["gradlab_http_requests"].samples
+        if s.name.endswith("_total")
+    }
+    assert totals == {("GET", "2xx"): 5, ("other", "4xx"): 1}
 
 
 def test_job_gauges_come_from_the_database_and_each_transition_is_logged(client, drain, caplog):
