@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 
 import engine as ml
-from bench import api, bodies, csvpaths, external, fairshare, gradchecks, load
+from bench import api, bodies, csvpaths, external, fairshare, gradchecks, load, telemetry
 from bench import engine as engine_bench
 from bench.context import TINY, Context, parse_time
 from bench.report import Row, at_least, at_most, info, ratio
@@ -348,4 +348,5 @@ SECTIONS: dict[str, Any] = {
     "bodies": bodies.bodies,
     "fairshare": fairshare.fairshare,
     "external": external.external,
+    "metrics": telemetry.metrics,
 }

@@ -23,13 +23,30 @@ app = typer.Typer(
 )
 
 
-def configure_logging() -> None:
-    """INFO and up to stderr, one line each: how every gradlab process logs."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(log_format: str | None = None) -> None:
+    """INFO and up to stderr, one line each: how every gradlab process logs. With
+    GRADLAB_LOG_FORMAT=json each line is a JSON object: ``time``, ``level``, ``logger``,
+    ``message`` and the record's own fields (an access line's ``user``, ``method``,
+    ``route``, ``status``, ``ms``; a job transition's ``job_id``, ``owner``, ``from``,
+    ``to``, ``attempt``)."""
+    if log_format is None:
+        from store.settings import Settings
+
+        log_format = Settings().log_format
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                datefmt="%Y-%m-%dT%H:%M:%S%z",
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
 @app.command()
@@ -57,7 +74,7 @@ def serve(
     if why is not None:
         typer.echo(why, err=True)
         raise typer.Exit(2)
-    configure_logging()
+    configure_logging(settings.log_format)
     run(host, port, workers, settings, access_log=access_log)
 
 
@@ -70,8 +87,9 @@ def api(
     from gradlab.serve import serve_api
     from store.settings import Settings
 
-    configure_logging()
-    serve_api(fd, Settings(), access_log=access_log)
+    settings = Settings()
+    configure_logging(settings.log_format)
+    serve_api(fd, settings, access_log=access_log)
 
 
 @app.command()
@@ -83,8 +101,13 @@ def worker(
     from store.settings import Settings
     from worker.main import Worker
 
-    configure_logging()
-    w = Worker(Settings(), worker_id=worker_id, burst=burst)
+    settings = Settings()
+    configure_logging(settings.log_format)
+    if settings.worker_metrics_port is not None:
+        from store.telemetry import serve_worker_metrics
+
+        serve_worker_metrics(settings.worker_metrics_port)
+    w = Worker(settings, worker_id=worker_id, burst=burst)
     w.install_signal_handlers()
     raise typer.Exit(w.run())
 

@@ -8,6 +8,10 @@ the API or a worker — is started again, after a backoff that doubles (to ``MAX
 while it keeps dying quickly. The first SIGINT or SIGTERM stops everything: each worker
 hands its job back and exits, then the API; a later signal is passed on to the workers,
 which hurry their hand-back. The process exits 0.
+
+The children share a private PROMETHEUS_MULTIPROC_DIR, made here and removed at exit, where
+each writes its metrics; the API's ``/metrics`` sums them (:mod:`store.telemetry`). A child
+that dies is marked dead there; what it counted still counts.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import contextlib
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +37,7 @@ import migrations as migrate
 from service.app import create_app
 from service.events.response import expose_abort
 from store.settings import Settings, comma_list, host_name
+from store.telemetry import MULTIPROC_ENV
 
 log = logging.getLogger("gradlab.serve")
 
@@ -97,6 +104,7 @@ class Child:
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], fds: tuple[int, ...] = ()):
         self.name, self.args, self.env, self.fds = name, args, env, fds
+        self.metrics_dir = env.get(MULTIPROC_ENV)
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.backoff = FIRST_BACKOFF
@@ -124,6 +132,7 @@ class Child:
             return
         if self.alive() or self.proc is None:
             return
+        self.mark_dead()
         ran = now - self.started
         if ran >= STABLE_SECONDS:  # it had been fine: start it at once, back off afresh
             delay, self.backoff = 0.0, FIRST_BACKOFF
@@ -134,6 +143,13 @@ class Child:
             self.name, self.proc.pid, self.proc.returncode, ran, delay,
         )  # fmt: skip
         self.restart_at = now + delay
+
+    def mark_dead(self) -> None:
+        """Tell the metrics directory this process is gone (its counters still count)."""
+        if self.metrics_dir and self.proc is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(self.proc.pid, self.metrics_dir)
 
     def signal(self, sig: int) -> None:
         if self.alive():
@@ -158,7 +174,10 @@ class Supervisor:
         self.settings = settings
         self.sock = socket.create_server((host, port), backlog=2048)
         self.sock.set_inheritable(True)
+        # The children's Prometheus values, summed by the API's /metrics (store.telemetry).
+        self.metrics_dir = tempfile.mkdtemp(prefix="gradlab-metrics-")
         env = dict(os.environ, GRADLAB_DATABASE_URL=settings.database_url)
+        env[MULTIPROC_ENV] = self.metrics_dir
         api_env = dict(env, GRADLAB_ALLOWED_HOSTS=allowed_hosts(host, settings))
         fd = str(self.sock.fileno())
         api_args = ["api", "--fd", fd, "--access-log" if access_log else "--no-access-log"]
@@ -195,6 +214,7 @@ class Supervisor:
             worker.wait(until)
         self.api.wait(time.monotonic() + API_STOP_SECONDS)
         self.sock.close()
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
 
 def serve(host: str, port: int, workers: int, settings: Settings, access_log: bool = True) -> None:
@@ -231,6 +251,8 @@ def serve_api(fd: int, settings: Settings, access_log: bool = True) -> None:
         expose_abort(create_app(settings)),
         access_log=False,
         log_level="info",
+        # JSON lines: uvicorn's own loggers go through the root's JSON handler, not its own.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=5,
     )
     _Server(config).run(sockets=[sock])

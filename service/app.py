@@ -24,10 +24,13 @@ from service.metrics.router import router as metrics_router
 from service.plots.renderers import Renderers
 from service.plots.router import router as plots_router
 from service.sweeps.router import router as sweeps_router
+from service.telemetry.router import router as telemetry_router
+from service.telemetry.service import JobGauges
 from service.web import install as install_web_surface
 from service.web.nul import RefuseNul
 from store.db import Database
 from store.settings import Settings
+from store.telemetry import RequestMetrics
 
 DESCRIPTION = """\
 Experiment tracking for learning, and checking, how gradient descent works.
@@ -64,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings.database_url, settings)  # connects on first use
     app.state.streams = Streams(settings, app.state.db)
     app.state.renderers = Renderers(settings)
+    app.state.job_gauges = JobGauges(app.state.db)
+    app.state.request_metrics = RequestMetrics() if settings.metrics else None
     app.state.tokens = TokenCache(lambda digest: auth_repo.caller_by_hash(app.state.db, digest))
     install_handlers(app)
     # innermost: after authentication, before any route
@@ -88,4 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(plots_router)
     app.include_router(dashboard_router)
     document_auth(app, required=settings.auth == "required")
+    if settings.metrics:
+        app.include_router(telemetry_router)
     return app

@@ -262,8 +262,41 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+MALFORMED_BODY = (
+    "The body is not valid: not UTF-8, not JSON or nested too deeply (its `field` is `body`), "
+    "or a field's value (its `field` names it). `detail` lists each problem."
+)
+TOO_LARGE = "The body is larger than GRADLAB_MAX_BODY_BYTES (type `body_too_large`)."
+_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+
+def document_bodies(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a body documents the answers any body can get, whatever
+    the route: 422 (with :class:`ErrorBody`, not FastAPI's default shape) and 413. Routes
+    that say more about their 422 keep their sentence."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            invalid = responses.get("422", {})
+            if invalid.get("content") != _ERROR_BODY:
+                responses["422"] = {"description": MALFORMED_BODY, "content": _ERROR_BODY}
+            responses.setdefault("413", {"description": TOO_LARGE, "content": _ERROR_BODY})
+    return schema
+
+
 def install_handlers(app: FastAPI) -> None:
-    """Render gradlab's errors, request validation errors and HTTP errors the same way."""
+    """Render gradlab's errors, request validation errors and HTTP errors the same way, and
+    document the body errors in the OpenAPI document (:func:`document_bodies`)."""
+    openapi = app.openapi
+
+    def documented() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_bodies(openapi())
+        return app.openapi_schema
+
+    app.openapi = documented  # type: ignore[method-assign]
 
     @app.exception_handler(GradlabError)
     async def _gradlab_error(_: Request, exc: GradlabError) -> Response:

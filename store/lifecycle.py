@@ -27,6 +27,11 @@ request a cancel      ``status = running``                                 the A
 delete                ``status`` terminal                                  the API
 ====================  ===================================================  =================
 
+Each transition that applies is logged once, here, on the logger ``gradlab.jobs``
+(:func:`transition`): the job, its owner, from → to and the attempt; with
+GRADLAB_LOG_FORMAT=json those are the line's keys. It is logged when its fenced write
+matched, in the transaction that commits it.
+
 The worker's statements run on the connection of its claim or flush transaction (see
 :mod:`store.queue` for how those lock); they are built once, at import, since building one
 costs more than running it. The API's run in the request's session.
@@ -35,6 +40,7 @@ costs more than running it. The API's run in the request's session.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +63,19 @@ from sqlalchemy.orm import Session
 
 from store.status import TERMINAL, Outcome, Status
 from store.tables import Attempt, Job
+
+log = logging.getLogger("gradlab.jobs")
+
+
+def transition(job_id: str, owner: str, before: Status, after: Status, attempt: int) -> None:
+    """Log one transition that applied (see the module)."""
+    if log.isEnabledFor(logging.INFO):
+        fields: dict[str, Any] = {"job_id": job_id, "owner": owner, "attempt": attempt}
+        fields.update({"from": str(before), "to": str(after)})
+        log.info(
+            "job %s of %s: %s -> %s (attempt %d)", job_id, owner, before, after, attempt,
+            extra=fields,
+        )  # fmt: skip
 
 
 class LostClaim(Exception):
@@ -111,8 +130,12 @@ CLAIMED = (
     jobs.c.best_loss,
     jobs.c.best_iteration,
     jobs.c.checks_passed,
+    jobs.c.owner,
+    jobs.c.model_kind,
+    jobs.c.created_at,
 )
-"""The columns a claim returns: what its worker needs to start or resume the job."""
+"""The columns a claim returns: what its worker needs to start or resume the job (and, for
+its log line and metrics, whose it is, its model kind and when it was submitted)."""
 
 CLAIM_VALUES = {
     "status": Status.RUNNING,
@@ -196,7 +219,12 @@ _NEW_ATTEMPT = attempts.insert()
 
 
 def claim_by(
-    conn: Connection, statement: Any, params: dict[str, Any], worker_id: str, lease: float
+    conn: Connection,
+    statement: Any,
+    params: dict[str, Any],
+    worker_id: str,
+    lease: float,
+    taken_from: Status = Status.QUEUED,
 ) -> Row[Any] | None:
     """Run a claim statement (an ``UPDATE jobs … RETURNING`` :data:`CLAIMED`, fenced on the
     status it takes the job from, with :data:`CLAIM_VALUES`); record the attempt it starts. Public
@@ -207,6 +235,7 @@ def claim_by(
     if job is not None:
         attempt = {"job_id": job.id, "number": job.attempts, "start_iteration": job.iterations_done}
         conn.execute(_NEW_ATTEMPT, {**attempt, "worker_id": worker_id, "started_at": moment})
+        transition(job.id, job.owner, taken_from, Status.RUNNING, job.attempts)
     return job
 
 
@@ -225,7 +254,7 @@ def claim_queued(
 # --- take over a job whose worker was lost --------------------------------------------------
 
 _EXPIRED = (
-    select(jobs.c.id, jobs.c.attempts, jobs.c.cancel_requested)
+    select(jobs.c.id, jobs.c.attempts, jobs.c.cancel_requested, jobs.c.owner)
     .where(jobs.c.status == Status.RUNNING, jobs.c.lease_expires_at < bindparam("now"))
     .order_by(jobs.c.lease_expires_at)
     .limit(1)
@@ -281,14 +310,16 @@ def claim_expired(
         count = conn.execute(_LOST_ATTEMPTS, {"job_id": lost.id}).scalar_one()
         if lost.cancel_requested:
             conn.execute(_CANCEL_LOST, {**fence, "ended": moment})
+            transition(lost.id, lost.owner, Status.RUNNING, Status.CANCELLED, lost.attempts)
         elif count >= max_attempts:
             message = (
                 f"The job's worker was lost {count} times (GRADLAB_MAX_ATTEMPTS is "
                 f"{max_attempts}); it is not retried again."
             )
             conn.execute(_FAIL_LOST, {**fence, "ended": moment, "message": message})
+            transition(lost.id, lost.owner, Status.RUNNING, Status.FAILED, lost.attempts)
         else:
-            return claim_by(conn, _RECLAIM, fence, worker_id, lease_seconds)
+            return claim_by(conn, _RECLAIM, fence, worker_id, lease_seconds, Status.RUNNING)
     return None
 
 
@@ -311,15 +342,20 @@ def _fenced_update(columns: tuple[str, ...]) -> Any:
     )
 
 
-def hold(conn: Connection, job_id: str, attempt: int, values: Mapping[str, Any]) -> bool:
+def hold(
+    conn: Connection, job_id: str, attempt: int, values: Mapping[str, Any], owner: str = "-"
+) -> bool:
     """Set ``values`` on the job if attempt number ``attempt`` still holds its claim; True
     when the job has been asked to cancel. Raises :class:`LostClaim` when the claim is gone
-    (its lease expired and another worker took the job over, or the job was deleted)."""
+    (its lease expired and another worker took the job over, or the job was deleted). A
+    ``status`` among the values is the attempt's end: logged as ``owner``'s job's transition."""
     params = {f"set_{name}": value for name, value in values.items()}
     params.update(fence_id=job_id, fence_attempt=attempt)
     row = conn.execute(_fenced_update(tuple(values)), params).first()
     if row is None:
         raise LostClaim(f"job {job_id}: attempt {attempt} no longer holds it")
+    if "status" in values:
+        transition(job_id, owner, Status.RUNNING, Status(values["status"]), attempt)
     return bool(row.cancel_requested)
 
 
@@ -370,15 +406,18 @@ def _changed(session: Session, statement: Any) -> bool:
     return result.rowcount == 1
 
 
-def cancel_queued(session: Session, job_id: str) -> bool:
-    """Cancel a job that no worker has claimed yet; False when it is not queued (a worker
-    claimed it meanwhile)."""
-    return _changed(
+def cancel_queued(session: Session, job_id: str, owner: str = "-", attempts: int = 0) -> bool:
+    """Cancel ``owner``'s job that no worker has claimed yet (after ``attempts`` attempts);
+    False when it is not queued (a worker claimed it meanwhile)."""
+    changed = _changed(
         session,
         update(Job)
         .where(Job.id == job_id, Job.status == Status.QUEUED)
         .values(status=Status.CANCELLED, finished_at=utcnow(), cancel_requested=True),
     )
+    if changed:
+        transition(job_id, owner, Status.QUEUED, Status.CANCELLED, attempts)
+    return changed
 
 
 def request_cancel(session: Session, job_id: str) -> bool:

@@ -41,6 +41,7 @@ from store.db import Database, retry_locked
 from store.lifecycle import Finish
 from store.settings import Settings
 from store.tables import Base, Checkpoint, GradientCheck, MetricChunk
+from store.telemetry import CLAIM_DURATION, FLUSH_DURATION, PICKUP, since
 
 CHANNEL = "gradlab_jobs"
 
@@ -113,6 +114,8 @@ class Claim:
     best_iteration: int | None
     checks_passed: bool | None
     data: bytes | None = None  # the stored arrays of inline data (``store.datasets``)
+    owner: str = "-"
+    model_kind: str = ""
 
 
 @dataclass
@@ -174,7 +177,11 @@ class Queue:
 
     def claim(self) -> Claim | None:
         """Take a claimable job — an expired lease first, else a queued one by fair share."""
-        return retry_locked(self._claim)
+        start = time.perf_counter()
+        claim = retry_locked(self._claim)
+        result = "empty" if claim is None else "job"
+        CLAIM_DURATION.labels(result).observe(time.perf_counter() - start)
+        return claim
 
     def _claim(self) -> Claim | None:
         with self.db.write_engine.begin() as conn:
@@ -202,7 +209,11 @@ class Queue:
         data = None
         if datasets.is_reference(job.spec["data"]):  # inline data: its arrays, by hash
             data = datasets.blob(conn, job.spec["data"]["sha256"])
+        if job.attempts == 1:  # its first claim: how long it waited since it was submitted
+            PICKUP.labels(job.model_kind).observe(max(since(job.created_at), 0.0))
         return Claim(
+            owner=job.owner,
+            model_kind=job.model_kind,
             data=data,
             job_id=job.id,
             attempt=job.attempts,
@@ -219,7 +230,7 @@ class Queue:
     def _fence(self, conn: Connection, claim: Claim, **values: Any) -> bool:
         """Renew the lease (plus ``values``) if we still hold the claim; the cancel flag."""
         values = {"lease_expires_at": time.time() + self.settings.lease_seconds, **values}
-        return lifecycle.hold(conn, claim.job_id, claim.attempt, values)
+        return lifecycle.hold(conn, claim.job_id, claim.attempt, values, claim.owner)
 
     def heartbeat(self, claim: Claim) -> bool:
         """Renew the lease; True when the job has been asked to cancel."""
@@ -242,7 +253,12 @@ class Queue:
             with self.db.write_engine.begin() as conn:
                 return self._write(conn, claim, flush, finish)
 
-        return retry_locked(write)
+        start = time.perf_counter()
+        cancel = retry_locked(write)
+        FLUSH_DURATION.labels("no" if finish is None else "yes").observe(
+            time.perf_counter() - start
+        )
+        return cancel
 
     def finish_and_claim(self, claim: Claim, flush: Flush, finish: Finish) -> Claim | None:
         """Write the flush that ends ``claim``'s attempt, then claim the next job, in one
@@ -255,7 +271,10 @@ class Queue:
                 self._write(conn, claim, flush, finish)
                 return self._claim_in(conn)
 
-        return retry_locked(write)
+        start = time.perf_counter()
+        claimed = retry_locked(write)
+        FLUSH_DURATION.labels("yes").observe(time.perf_counter() - start)
+        return claimed
 
     def _write(self, conn: Connection, claim: Claim, flush: Flush, finish: Finish | None) -> bool:
         """:meth:`flush`'s writes, in ``conn``'s transaction."""

@@ -114,6 +114,23 @@ class Settings(BaseSettings):
     plot_queue: int = Field(
         16, ge=0, description="Plots waiting for a renderer; one more gets 503 with Retry-After."
     )
+    metrics: bool = Field(
+        True,
+        description="Serve GET /metrics (Prometheus) and count every request for it; off: "
+        "no /metrics and nothing recorded on the request path.",
+    )
+    worker_metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="A lone `gradlab worker` (compose) serves its Prometheus metrics on this "
+        "port at /metrics; under `gradlab serve` the API's /metrics has them already.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="json: one JSON object per line (requests, job transitions, everything "
+        "else) for a log collector; text: one readable line each.",
+    )
     allowed_hosts: str = Field(
         "localhost,127.0.0.1,::1",
         description="Comma-separated names the API answers to in the Host header (`*.lab.edu` "

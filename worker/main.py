@@ -22,6 +22,7 @@ from store.db import Database
 from store.lifecycle import RELEASED, LostClaim
 from store.queue import Claim, Flush, Listener, Queue
 from store.settings import Settings
+from store.telemetry import JOB_DURATION
 from worker.attempt import Attempt
 from worker.process import JobProcess
 
@@ -104,10 +105,12 @@ class Worker:
         self.current = attempt
         if self.stopping:
             attempt.interrupt_with("stop")
+        start = time.perf_counter()
         try:
             outcome = attempt.run()
         finally:
             self.current = None
+        JOB_DURATION.labels(claim.model_kind, outcome).observe(time.perf_counter() - start)
         self.next_claim = attempt.next_claim
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         log.info("job %s attempt %d: %s", claim.job_id, claim.attempt, outcome)

@@ -194,7 +194,9 @@ def cancel(session: Session, job_id: str, caller: Caller) -> Job:
     job = get(session, job_id, caller)
     if job.status in (Status.SUCCEEDED, Status.FAILED):
         raise Conflict(f"Job {job_id} already {job.status}; there is nothing to cancel.")
-    if job.status == Status.QUEUED and not lifecycle.cancel_queued(session, job_id):
+    if job.status == Status.QUEUED and not lifecycle.cancel_queued(
+        session, job_id, job.owner, job.attempts
+    ):
         session.refresh(job)  # a worker claimed it meanwhile (PostgreSQL's read committed)
     if job.runner == lifecycle.EXTERNAL:  # no worker to ask: it ends now
         lifecycle.end_external(session, job_id, Status.CANCELLED)

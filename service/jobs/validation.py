@@ -137,7 +137,8 @@ def _check_loss_options(spec: JobSpec, loss: str) -> list[Problem]:
     return problems
 
 
-def _check_inline(data: InlineData) -> list[Problem]:
+def check_inline(data: InlineData) -> list[Problem]:
+    """What is wrong with inline arrays' shapes (empty, ragged, y not one per row), if anything."""
     if not len(data.X):
         return [Problem(("data", "X"), "X is empty; give at least one row.")]
     width = len(data.X[0])
@@ -158,7 +159,7 @@ def _check_inline(data: InlineData) -> list[Problem]:
 
 def _check_data(spec: JobSpec, settings: Settings) -> list[Problem]:
     data = spec.data
-    if isinstance(data, InlineData) and (problems := _check_inline(data)):
+    if isinstance(data, InlineData) and (problems := check_inline(data)):
         return problems
     problems = []
     if isinstance(data, LineData) and data.x_max <= data.x_min:

@@ -17,6 +17,7 @@ from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
 from service.jobs.quota import check_quota
 from service.jobs.schemas import data_summary, iso
+from service.jobs.validation import check_inline
 from service.sweeps import repository
 from service.sweeps.schemas import SweepRequest
 from store.accounts import Caller
@@ -113,6 +114,10 @@ def create(
 ) -> tuple[Sweep, list[Job]]:
     """Store the sweep and one queued job of ``caller``'s per combination, or nothing: a grid
     that does not fit, or that would take a student past their quota, stores no row."""
+    base_data = request.base.data
+    if isinstance(base_data, InlineData) and (problems := check_inline(base_data)):
+        # The sweep keeps its base's data by hash and shape, which empty arrays do not have.
+        raise InvalidSpec([Problem(("base", *p.loc), p.msg) for p in problems])
     combos = expand(request, settings)
     owner = caller.name
     check_quota(session, owner, caller.role, len(combos), settings)

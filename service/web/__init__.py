@@ -4,7 +4,8 @@ server's own, from using the API — and the line every request leaves in the ac
 Pure ASGI middleware (no ``BaseHTTPMiddleware``, which would buffer the event streams and
 cost the hot GET path a task per request), installed in this order, outermost first:
 
-1. :class:`~service.web.accesslog.AccessLog` — one line per request, refusals included.
+1. :class:`~service.web.accesslog.AccessLog` — one line per request, refusals included, and
+   the request metrics.
 2. :class:`~service.web.headers.SecurityHeaders` — ``nosniff`` and a Content-Security-Policy
    on every answer (the dashboard's allows only its own scripts and styles).
 3. :class:`~service.web.hosts.AllowedHosts` — ``400`` for a ``Host`` not in
@@ -40,4 +41,4 @@ def install(app: FastAPI, settings: Settings) -> None:
         )
     app.add_middleware(AllowedHosts, hosts=settings.allowed_host_names)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, metrics=app.state.request_metrics)

@@ -76,6 +76,8 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/v1/jobs/{job_id}/metrics"): SEEN_BY_STAFF,
     ("POST", "/v1/jobs/{job_id}/finish"): SEEN_BY_STAFF,
     ("GET", "/v1/jobs/{job_id}/reference"): SEEN_BY_STAFF,
+    # The Prometheus scrape: an operator's, an admin's token (no per-user data in it).
+    ("GET", "/metrics"): (403, 403, 403, 200),
 }
 EXTERNAL_ROUTES = {"/v1/jobs/{job_id}/metrics", "/v1/jobs/{job_id}/finish"}
 OPEN = {"/healthz", "/readyz"}  # the only routes a request without a token may call

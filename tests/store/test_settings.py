@@ -16,9 +16,14 @@ def test_every_setting_is_in_the_readme_table_with_its_default():
         assert row is not None, f"{var} is missing from the README's settings table"
         default = field.default
         shown = row.split("|")[2].strip().strip("`")
-        assert (
-            float(shown) == float(default) if isinstance(default, int | float) else shown == default
-        )
+        if isinstance(default, bool):
+            assert shown == str(default).lower(), var
+        elif default is None:  # off unless set
+            assert shown == "(none)", var
+        elif isinstance(default, int | float):
+            assert float(shown) == float(default), var
+        else:
+            assert shown == default, var
 
 
 def test_settings_are_read_from_the_environment(monkeypatch):
