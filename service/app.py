@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from service import health
+from service.assignments.router import router as assignments_router
 from service.auth import repository as auth_repo
 from service.auth.middleware import Authenticate, TokenCache
 from service.auth.router import router as auth_router
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(sweeps_router)
     app.include_router(gradchecks_router)
+    app.include_router(assignments_router)
     app.include_router(plots_router)
     app.include_router(dashboard_router)
     return app
