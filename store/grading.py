@@ -79,8 +79,9 @@ def not_gradable(checks: Sequence[CheckSpec], reason: str) -> Grade:
     """0 points on every check, each saying why: the one answer for a grader's failure."""
     message = f"Not graded: {reason} An instructor can regrade it."
     results = [_result(c, False, message) for c in checks]
-    return Grade(GradeStatus.NOT_GRADABLE, 0.0, float(sum(c.points for c in checks)), results,
-                 reason=reason)  # fmt: skip
+    return Grade(
+        GradeStatus.NOT_GRADABLE, 0.0, float(sum(c.points for c in checks)), results, reason=reason
+    )
 
 
 def pending(checks: Sequence[CheckSpec]) -> Grade:
@@ -189,8 +190,9 @@ def _from_record(check: CheckSpec, record: Mapping[str, Any]) -> tuple[bool, str
     if any(n not in parameters for n in names):
         raise _Missing(f"the job's check at iteration {check.iteration} has no {names}.")
     if check.kind == "solution" and all("diagnosis" in parameters[n] for n in names):
-        verdicts = {n: {**parameters[n], "passed": _tensor_passed(record, parameters[n])}
-                    for n in names}  # fmt: skip
+        verdicts = {
+            n: {**parameters[n], "passed": _tensor_passed(record, parameters[n])} for n in names
+        }
         return _solution_message(names, verdicts)
     wrong = [n for n in names if not _tensor_passed(record, parameters[n])]
     what = "against central differences of your own loss" if check.kind == "numeric" else ""
@@ -218,7 +220,8 @@ def grade_job(checks: Sequence[CheckSpec], evidence: JobEvidence) -> Grade:
         return not_gradable(checks, f"the grading job ended {status!r}.")
     prevented = f"Prevented by {evidence.error_type}: {evidence.error_message}"
     records = {(r["reference"], int(r["iteration"])): r for r in evidence.checks}
-    results, diagnoses = [], {}
+    results: list[dict[str, Any]] = []
+    diagnoses: dict[str, str] = {}
     try:
         for check in checks:
             if check.kind in REFERENCE_OF:

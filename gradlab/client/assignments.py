@@ -114,7 +114,9 @@ def submit_assignment(
 
 def grades(
     name: Name,
-    csv: Annotated[bool, typer.Option("--csv", help="Write the gradebook as CSV to stdout.")] = False,
+    csv: Annotated[
+        bool, typer.Option("--csv", help="Write the gradebook as CSV to stdout.")
+    ] = False,
     gradescope: Annotated[
         Path | None,
         typer.Option(help="Write each student's Gradescope results.json under this folder."),

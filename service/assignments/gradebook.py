@@ -79,7 +79,9 @@ def as_csv(book: dict[str, Any]) -> str:
             value = row[column]
             if column == "submitted_at" and value is not None:
                 value = value.isoformat()
-            values.append("" if value is None else str(value).lower() if column == "late" else value)
+            values.append(
+                "" if value is None else str(value).lower() if column == "late" else value
+            )
         writer.writerow(values)
     return out.getvalue()
 
@@ -92,10 +94,15 @@ def gradescope(session: Session, name: str, caller: Caller, student: str) -> dic
     sub = counted(spec, by[student])
     if sub is None:
         tests = [
-            {"name": c.name, "score": 0.0, "max_score": c.points, "output": "No submission.",
-             "visibility": GRADESCOPE_VISIBILITY[c.visibility]}
+            {
+                "name": c.name,
+                "score": 0.0,
+                "max_score": c.points,
+                "output": "No submission.",
+                "visibility": GRADESCOPE_VISIBILITY[c.visibility],
+            }
             for c in spec.checks
-        ]  # fmt: skip
+        ]
         return {"score": 0.0, "output": "No submission.", "tests": tests}
     tests = [
         {
@@ -131,12 +138,16 @@ def insights(session: Session, name: str, caller: Caller) -> dict[str, Any]:
             per_tensor.setdefault(tensor, Counter())[code] += 1
     diagnoses = {
         tensor: [
-            {"code": code, "count": count, "of": n,
-             "summary": f"{count} of {n}: d{tensor} {_phrase(code)}"}
+            {
+                "code": code,
+                "count": count,
+                "of": n,
+                "summary": f"{count} of {n}: d{tensor} {_phrase(code)}",
+            }
             for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))
         ]
         for tensor, codes in sorted(per_tensor.items())
-    }  # fmt: skip
+    }
     histogram = Counter(s.score for s in counted_subs)
     return {
         "assignment": name,

@@ -23,9 +23,9 @@ from service.gradchecks.schemas import EXERCISE_FIELDS, GradientCheckRequest
 from store.accounts import Caller, Role
 from store.assignments import AssignmentEdit, AssignmentSpec, instance, utcnow
 from store.build import build
+from store.db import Database
 from store.grading import Grade, GradeStatus, grade_answer, not_gradable
 from store.settings import Settings
-from store.db import Database
 from store.submissions import grade_code, pending_finished, settle_job, store_grade
 from store.tables import Assignment, Submission
 
@@ -64,7 +64,9 @@ def get(session: Session, name: str, caller: Caller) -> tuple[Assignment, Assign
     return row, spec
 
 
-def create(session: Session, spec: AssignmentSpec, settings: Settings, caller: Caller) -> Assignment:
+def create(
+    session: Session, spec: AssignmentSpec, settings: Settings, caller: Caller
+) -> Assignment:
     require_staff(caller, "create assignments")
     validate(spec, settings)
     if repository.get(session, spec.name) is not None:
@@ -186,7 +188,9 @@ def grade_gradients(
     return grade_answer(spec.checks, gradchecks.check(request, settings))
 
 
-def regrade_one(session: Session, spec: AssignmentSpec, sub: Submission, settings: Settings) -> Grade:
+def regrade_one(
+    session: Session, spec: AssignmentSpec, sub: Submission, settings: Settings
+) -> Grade:
     if sub.kind == "gradients":
         try:
             return grade_gradients(spec, sub.owner, sub.answer, settings)

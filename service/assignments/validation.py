@@ -37,9 +37,11 @@ def validate(spec: AssignmentSpec, settings: Settings) -> None:
             )
         if check.tensor is not None and check.tensor not in shapes:
             problems.append(
-                Problem((*where, "tensor"), f"the model has no {check.tensor!r}; it has "
-                        f"{', '.join(shapes)}.")
-            )  # fmt: skip
+                Problem(
+                    (*where, "tensor"),
+                    f"the model has no {check.tensor!r}; it has {', '.join(shapes)}.",
+                )
+            )
         if spec.submit == "gradients" and check.iteration != 0:
             why = "gradients are given at the initial parameters: use 0."
             problems.append(Problem((*where, "iteration"), why))

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from store.accounts import Caller
-from store.assignments import FUNCTION, AssignmentSpec, instance as instance_of, student_seed, utcnow
+from store.assignments import (
+    FUNCTION,
+    AssignmentSpec,
+    student_seed,
+    utcnow,
+)
+from store.assignments import (
+    instance as instance_of,
+)
 from store.build import build
 from store.grading import as_student_sees, revealed
 from store.tables import Assignment, Submission

@@ -81,7 +81,8 @@ def test_create_submit_follow_and_export(server, tmp_path):
     results = json.loads((out / "local" / "results.json").read_text())
     assert results["score"] == 4.0
     assert [(t["name"], t["visibility"]) for t in results["tests"]] == [
-        ("dW", "visible"), ("db", "hidden")
-    ]  # fmt: skip
+        ("dW", "visible"),
+        ("db", "hidden"),
+    ]
     bad = gradlab(server, "submit-assignment", "line-1", str(spec))  # YAML is not gradients
     assert bad.exit_code == 2

@@ -53,8 +53,13 @@ STUDENTS = [f"s{i:02d}" for i in range(30)]
 SLIPS = [None, "summed", "no_l2", "transposed", "no_loss"]  # student i makes SLIPS[i % 5]
 # The points each slip earns (dW 4, db 2, taylor 2, loss 2) and the W diagnosis it gets.
 SCORE = {None: 10.0, "summed": 2.0, "no_l2": 4.0, "transposed": 2.0, "no_loss": 8.0}
-W_CODE = {None: "correct", "summed": "not_averaged", "no_l2": "missing_l2",
-          "transposed": "transposed", "no_loss": "correct"}  # fmt: skip
+W_CODE = {
+    None: "correct",
+    "summed": "not_averaged",
+    "no_l2": "missing_l2",
+    "transposed": "transposed",
+    "no_loss": "correct",
+}
 DB_PASSES = {None, "no_l2", "transposed", "no_loss"}
 
 
@@ -145,8 +150,9 @@ def test_a_whole_course(client: TestClient, lab: Lab) -> None:
     assert over.status_code == 429 and over.json()["type"] == "too_many_submissions"
     assert int(over.headers["retry-after"]) > 0
     # Another's answer on one's own instance is wrong: the data are not the same.
-    copied = client.post(f"{url}/submissions", json=answer(mine["instance"], None),
-                         headers=H("s05"))  # fmt: skip
+    copied = client.post(
+        f"{url}/submissions", json=answer(mine["instance"], None), headers=H("s05")
+    )
     assert copied.json()["score"] < 10
     # A minimum interval: a second submission at once gets 429 with Retry-After, nothing stored.
     patched = client.patch(url, json={"min_interval_seconds": 3600}, headers=ian)
@@ -159,13 +165,19 @@ def test_a_whole_course(client: TestClient, lab: Lab) -> None:
     # What a student sees of their own: the hidden check's name and points, no result.
     own = submit("s06", None).json()  # a second, right, submission of a summed slip
     assert [c["name"] for c in own["checks"]] == ["dW", "db", "taylor", "loss"]
-    assert own["checks"][3] == {"name": "loss", "visibility": "hidden", "max_points": 2.0,
-                                "withheld": True}  # fmt: skip
+    assert own["checks"][3] == {
+        "name": "loss",
+        "visibility": "hidden",
+        "max_points": 2.0,
+        "withheld": True,
+    }
     assert own["checks"][2]["withheld"] is True and own["score"] == 6.0
     assert own["withheld_points"] == 4.0 and "passed" not in str(own["checks"][3])
 
     # The due date passes: ten more submit late; the taylor check is revealed, loss never.
-    assert client.patch(url, json={"due_at": "2020-01-01T00:00:00Z"}, headers=ian).status_code == 200
+    assert (
+        client.patch(url, json={"due_at": "2020-01-01T00:00:00Z"}, headers=ian).status_code == 200
+    )
     for i, s in enumerate(STUDENTS[20:], start=20):
         r = submit(s, SLIPS[i % 5])
         assert r.status_code == 201 and r.json()["late"] is True
@@ -180,7 +192,10 @@ def test_a_whole_course(client: TestClient, lab: Lab) -> None:
     assert other.text.replace(own["id"], "0" * 32) == missing.text
     s07 = client.get(f"{url}/submissions", headers=H("s07")).json()["submissions"]
     assert {x["student"] for x in s07} == {"s07"}
-    assert client.get(f"{url}/submissions", params={"student": "s06"}, headers=H("s07")).status_code == 404
+    assert (
+        client.get(f"{url}/submissions", params={"student": "s06"}, headers=H("s07")).status_code
+        == 404
+    )
     for route in ("grades", "insights", "grades/gradescope?student=s07"):
         assert client.get(f"{url}/{route}", headers=H("s07")).status_code == 403
 
@@ -192,8 +207,9 @@ def test_a_whole_course(client: TestClient, lab: Lab) -> None:
     everyone = client.get(f"{url}/grades", headers=ian).json()["grades"]
     # alice and bob, students who never submitted, are in the gradebook as missing.
     assert [(g["student"], g["status"], g["attempts"]) for g in everyone[:2]] == [
-        ("alice", "missing", 0), ("bob", "missing", 0)
-    ]  # fmt: skip
+        ("alice", "missing", 0),
+        ("bob", "missing", 0),
+    ]
     book = everyone[2:]
     assert {g["student"]: g["score"] for g in book} == want
     attempts = {g["student"]: g["attempts"] for g in book}
@@ -202,8 +218,15 @@ def test_a_whole_course(client: TestClient, lab: Lab) -> None:
     text = client.get(f"{url}/grades", headers={**ian, "Accept": "text/csv"})
     assert text.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(text.text)))
-    assert rows[0] == {"student": "alice", "score": "", "max_score": "10.0", "submitted_at": "",
-                       "late": "", "attempts": "0", "status": "missing"}  # fmt: skip
+    assert rows[0] == {
+        "student": "alice",
+        "score": "",
+        "max_score": "10.0",
+        "submitted_at": "",
+        "late": "",
+        "attempts": "0",
+        "status": "missing",
+    }
     rows = rows[2:]
     assert [(r["student"], float(r["score"]), r["late"], int(r["attempts"])) for r in rows] == [
         (g["student"], g["score"], str(g["late"]).lower(), g["attempts"]) for g in book
@@ -214,9 +237,11 @@ def test_a_whole_course(client: TestClient, lab: Lab) -> None:
         gs = client.get(f"{url}/grades/gradescope", params={"student": s}, headers=ian).json()
         assert gs["score"] == want[s] == sum(t["score"] for t in gs["tests"])
         assert [(t["name"], t["max_score"], t["visibility"]) for t in gs["tests"]] == [
-            ("dW", 4.0, "visible"), ("db", 2.0, "visible"),
-            ("taylor", 2.0, "after_due_date"), ("loss", 2.0, "hidden"),
-        ]  # fmt: skip
+            ("dW", 4.0, "visible"),
+            ("db", 2.0, "visible"),
+            ("taylor", 2.0, "after_due_date"),
+            ("loss", 2.0, "hidden"),
+        ]
     summed = client.get(f"{url}/grades/gradescope", params={"student": "s01"}, headers=ian)
     assert "m = 60 times too large" in summed.json()["tests"][0]["output"]
 
@@ -242,7 +267,9 @@ def test_a_whole_course(client: TestClient, lab: Lab) -> None:
     before = {g["student"]: g["score"] for g in book}
     result = client.post(f"{url}/regrade", headers=ian).json()
     assert result["regraded"] == 30
-    again = {g["student"]: g["score"] for g in client.get(f"{url}/grades", headers=ian).json()["grades"]}
+    again = {
+        g["student"]: g["score"] for g in client.get(f"{url}/grades", headers=ian).json()["grades"]
+    }
     passed_db = {s for s in STUDENTS if s != "s05" and slip[s] in DB_PASSES}
     if copied.json()["checks"][1]["passed"]:
         passed_db.add("s05")
