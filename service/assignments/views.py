@@ -23,6 +23,14 @@ from store.tables import Assignment, Submission
 SIGNATURE = f"{FUNCTION}(params, X, y, l2) -> (loss, grads)"
 
 
+def markdown(text: str) -> str:
+    """An assignment's description as HTML, safely: CommonMark with raw HTML escaped, and
+    markdown-it's link check (no ``javascript:`` or ``data:`` URLs)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).render(text)
+
+
 def summary(row: Assignment, spec: AssignmentSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
@@ -52,6 +60,7 @@ def assignment(row: Assignment, spec: AssignmentSpec, caller: Caller) -> dict[st
         updated_at=row.updated_at,
         max_score=spec.max_score,
         past_due=past_due,
+        description_html=markdown(spec.description),
         checks=[
             _check(c, caller.sees_all or revealed(c.visibility, past_due)) for c in spec.checks
         ],

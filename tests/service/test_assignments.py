@@ -119,6 +119,8 @@ def test_a_whole_course(client: TestClient, lab: Lab) -> None:
     instances = {s: client.get(url, headers=H(s)).json() for s in STUDENTS}
     mine = instances["s03"]
     assert "exercise" not in mine and mine["description"] == ASSIGNMENT["description"]
+    html = mine["description_html"]
+    assert "<strong>dW</strong>" in html and "<script>" not in html and "&lt;script&gt;" in html
     assert mine["checks"][3] == {"name": "loss", "points": 2.0, "visibility": "hidden"}
     assert mine["checks"][2] == {"name": "taylor", "points": 2.0, "visibility": "after_due_date"}
     assert "def loss_and_gradients(params, X, y, l2):" in mine["instance"]["template"]
@@ -275,3 +277,78 @@ def test_a_whole_course(client: TestClient, lab: Lab) -> None:
         passed_db.add("s05")
     assert {s for s in STUDENTS if again[s] == before[s] + 1} == passed_db
     assert {s for s in STUDENTS if again[s] == before[s]} == set(STUDENTS) - passed_db
+
+
+@pytest.fixture
+def small(db_url: str) -> Iterator[tuple[TestClient, Lab]]:
+    """A lab without the roster: alice and bob, ian the instructor."""
+    lab = make_lab(db_url)
+    settings = make_settings(lab.url, auth="required")
+    with TestClient(create_app(settings), base_url="http://localhost") as c:
+        yield c, lab
+
+
+def test_bad_input_is_a_4xx_naming_the_field_and_stores_nothing(small):
+    client, lab = small
+    ian = lab.headers("ian")
+
+    def refused(change: dict[str, Any]) -> list[str]:
+        r = client.post("/v1/assignments", json={**ASSIGNMENT, **change}, headers=ian)
+        assert r.status_code == 422, r.text
+        return [p["field"] for p in r.json()["detail"]]
+
+    assert refused({"name": "Has Spaces"}) == ["name"]
+    assert refused({"due_at": "2099-01-01T00:00:00"}) == ["due_at"]
+    assert refused({"checks": [{**CHECKS[0], "kind": "final_loss"}]}) == ["checks[0].kind"]
+    assert refused({"checks": [{**CHECKS[0], "tensor": "W9"}]}) == ["checks[0].tensor"]
+    assert refused({"checks": [CHECKS[0], CHECKS[0]]}) == ["checks[1].name"]
+    assert refused({"checks": [{**CHECKS[0], "iteration": 3}]}) == ["checks[0].iteration"]
+    assert refused({"exercise": {**EXERCISE, "loss": "mse"}}) == ["exercise.loss"]
+    zeros = {**EXERCISE, "init": {"kind": "zeros"}, "data": {"kind": "inline",
+             "X": [[0.0, 1.0, 2.0]] * 3, "y": [0, 1, 2]}}  # fmt: skip
+    assert refused({"exercise": zeros}) == ["per_student_data"]
+    assert client.get("/v1/assignments", headers=ian).json()["assignments"] == []
+
+    late = {**ASSIGNMENT, "due_at": "2020-01-01T00:00:00Z", "late": "reject", "max_submissions": 1}
+    assert client.post("/v1/assignments", json=late, headers=ian).status_code == 201
+    url = "/v1/assignments/softmax-1"
+    inst = client.get(url, headers=lab.headers("alice")).json()["instance"]
+    r = client.post(f"{url}/submissions", json=answer(inst, None), headers=lab.headers("alice"))
+    assert r.status_code == 409 and r.json()["type"] == "past_due"
+    client.patch(url, json={"late": "accept"}, headers=ian)
+    missing = {"gradients": {"W": inst["params"]["W"]}}
+    r = client.post(f"{url}/submissions", json=missing, headers=lab.headers("alice"))
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "gradients.b"
+    r = client.post(f"{url}/submissions", json={"code": "x"}, headers=lab.headers("alice"))
+    assert r.status_code == 422
+    assert {p["field"] for p in r.json()["detail"]} == {"gradients", "code"}
+    ragged = {"gradients": {"W": [[1.0], [1.0, 2.0]], "b": [0.0, 0.0, 0.0]}}
+    r = client.post(f"{url}/submissions", json=ragged, headers=lab.headers("alice"))
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "gradients.W"
+    listed = client.get(f"{url}/submissions", headers=ian).json()["submissions"]
+    assert listed == []  # none of these stored anything, nor counted against max_submissions
+    r = client.post(f"{url}/submissions", json=answer(inst, None), headers=lab.headers("alice"))
+    assert (
+        r.status_code == 201 and r.json()["late"] is True and r.json()["score"] == 8.0
+    )  # past due: taylor shown
+    assert client.patch(url, json={"name": "other"}, headers=ian).status_code == 422
+    assert client.patch(url, json={"title": "x"}, headers=lab.headers("bob")).status_code == 403
+    # An unpublished assignment is, to a student, one that does not exist.
+    client.patch(url, json={"published": False}, headers=ian)
+    hidden = client.get(url, headers=lab.headers("bob"))
+    nothing = client.get("/v1/assignments/nothing", headers=lab.headers("bob"))
+    assert hidden.status_code == nothing.status_code == 404
+    assert client.get("/v1/assignments", headers=lab.headers("bob")).json()["assignments"] == []
+
+
+def test_a_code_submission_is_refused_until_the_sandbox_lands(small):
+    client, lab = small
+    body = {**ASSIGNMENT, "name": "code-1", "submit": "code", "per_student_data": False,
+            "checks": [*CHECKS, {"name": "final", "points": 1, "kind": "final_loss"}]}  # fmt: skip
+    assert client.post("/v1/assignments", json=body, headers=lab.headers("ian")).status_code == 201
+    url = "/v1/assignments/code-1/submissions"
+    r = client.post(
+        url, json={"code": "def loss_and_gradients(...): ..."}, headers=lab.headers("alice")
+    )
+    assert r.status_code == 409 and r.json()["type"] == "not_applicable"
+    assert client.get(url, headers=lab.headers("ian")).json()["submissions"] == []
