@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 
 import engine as ml
-from bench import api, bodies, fairshare, gradchecks, load
+from bench import api, assignments, bodies, fairshare, gradchecks, load
 from bench import engine as engine_bench
 from bench.context import TINY, Context, parse_time
 from bench.report import Row, at_least, at_most, info
@@ -320,6 +320,7 @@ SECTIONS: dict[str, Any] = {
     "memory": worker_memory,
     "load": load.load,
     "gradchecks": gradchecks.gradient_checks,
+    "assignments": assignments.assignments,
     "bodies": bodies.bodies,
     "fairshare": fairshare.fairshare,
 }

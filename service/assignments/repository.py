@@ -43,6 +43,16 @@ def attempts(session: Session, assignment: str, owner: str) -> tuple[int, dateti
     return int(count), last
 
 
+def attempt_number(session: Session, sub: Submission) -> int:
+    """Which of its student's submissions to the assignment ``sub`` is (1 for the first)."""
+    query = select(func.count()).where(
+        Submission.assignment == sub.assignment,
+        Submission.owner == sub.owner,
+        Submission.id <= sub.id,
+    )
+    return int(session.execute(query).scalar_one())
+
+
 def submissions(
     session: Session, assignment: str, caller: Caller, owner: str | None = None
 ) -> list[Submission]:

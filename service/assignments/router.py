@@ -110,10 +110,8 @@ def submit(
     db: DatabaseDep, settings: SettingsDep, caller: CallerDep, name: str, body: SubmissionBody
 ) -> Response:
     with db.write_session() as session:
-        sub = service.submit(session, name, body, settings, caller)
-        sub_id = sub.id
-    with db.read_session() as session:
-        return json_response(service.submission(session, name, sub_id, caller), 201)
+        view = service.submit(session, name, body, settings, caller)
+    return json_response(view, 201)
 
 
 @router.get(

@@ -201,9 +201,10 @@ def regrade_one(
 
 def submit(
     session: Session, name: str, body: SubmissionBody, settings: Settings, caller: Caller
-) -> Submission:
+) -> dict[str, Any]:
     """Store a submission of ``caller``'s and grade it (at once for gradients; code gets a
-    job, graded when it ends). Late, refused, over quota or too soon: nothing is stored."""
+    job, graded when it ends); its view. Late, refused, over quota or too soon: nothing is
+    stored."""
     _, spec = get(session, name, caller)
     now = utcnow()
     late = spec.past_due(now)
@@ -228,7 +229,7 @@ def submit(
         sub.status = GradeStatus.PENDING
     session.add(sub)
     session.flush()
-    return sub
+    return views.submission(sub, spec, caller, repository.attempt_number(session, sub))
 
 
 class PastDue(Conflict):
@@ -270,9 +271,7 @@ def submission(session: Session, name: str, sub_id: str, caller: Caller) -> dict
     sub = repository.submission(session, name, sub_id, caller)
     if sub is None:
         raise NotFound(f"There is no submission {sub_id!r}.")
-    mine = repository.submissions(session, name, caller, sub.owner)
-    attempt = [s.id for s in mine].index(sub.id) + 1
-    return views.submission(sub, spec, caller, attempt)
+    return views.submission(sub, spec, caller, repository.attempt_number(session, sub))
 
 
 def settle(db: Database, name: str) -> None:
