@@ -3,7 +3,7 @@ service, return the shape."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
@@ -145,12 +145,15 @@ def grades(
     db: DatabaseDep,
     caller: CallerDep,
     name: str,
+    format: Annotated[
+        Literal["json", "csv"] | None, Query(description="csv: as Accept: text/csv does.")
+    ] = None,
     accept: Annotated[str | None, Header(max_length=500)] = None,
 ) -> Response:
     service.settle(db, name)
     with db.read_session() as session:
         book = gradebook.grades(session, name, caller)
-    if accept is not None and "text/csv" in accept:
+    if format == "csv" or (format is None and accept is not None and "text/csv" in accept):
         headers = {"Content-Disposition": f'attachment; filename="{name}-grades.csv"'}
         return Response(gradebook.as_csv(book), media_type="text/csv", headers=headers)
     return json_response(book)
