@@ -23,12 +23,49 @@ from store.tables import Assignment, Submission
 SIGNATURE = f"{FUNCTION}(params, X, y, l2) -> (loss, grads)"
 
 
+BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "pre", "hr",
+          "em", "strong", "code", "a", "br"}  # fmt: skip
+"""The elements a rendered description may hold; anything else becomes its text."""
+
+
+def _parser() -> Any:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False})
+
+
 def markdown(text: str) -> str:
     """An assignment's description as HTML, safely: CommonMark with raw HTML escaped, and
     markdown-it's link check (no ``javascript:`` or ``data:`` URLs)."""
-    from markdown_it import MarkdownIt
+    return _parser().render(text)
 
-    return MarkdownIt("commonmark", {"html": False}).render(text)
+
+def markdown_tree(text: str) -> list[Any]:
+    """The description as element nodes ``[tag, {"href"}, *children]`` and text strings, for
+    the dashboard to build with ``textContent`` (never parsing HTML): only :data:`BLOCKS`
+    elements, and links only to http(s) or relative URLs."""
+    from markdown_it.tree import SyntaxTreeNode
+
+    def convert(node: Any) -> list[Any]:
+        if node.type in ("text", "html_inline", "html_block"):
+            return [node.content]
+        if node.type in ("code_inline",):
+            return [["code", {}, node.content]]
+        if node.type in ("fence", "code_block"):
+            return [["pre", {}, ["code", {}, node.content]]]
+        if node.type in ("softbreak",):
+            return ["\n"]
+        children = [c for child in node.children for c in convert(child)]
+        tag = node.tag if node.type != "root" else None
+        if tag not in BLOCKS:
+            return children
+        attrs: dict[str, str] = {}
+        href = str(node.attrs.get("href", "")) if tag == "a" else ""
+        if href.startswith(("http://", "https://", "/", "#")):
+            attrs["href"] = href
+        return [[tag, attrs, *children]]
+
+    return convert(SyntaxTreeNode(_parser().parse(text)))
 
 
 def summary(row: Assignment, spec: AssignmentSpec) -> dict[str, Any]:
@@ -61,6 +98,7 @@ def assignment(row: Assignment, spec: AssignmentSpec, caller: Caller) -> dict[st
         max_score=spec.max_score,
         past_due=past_due,
         description_html=markdown(spec.description),
+        description_tree=markdown_tree(spec.description),
         checks=[
             _check(c, caller.sees_all or revealed(c.visibility, past_due)) for c in spec.checks
         ],

@@ -121,6 +121,9 @@ def test_a_whole_course(client: TestClient, lab: Lab) -> None:
     assert "exercise" not in mine and mine["description"] == ASSIGNMENT["description"]
     html = mine["description_html"]
     assert "<strong>dW</strong>" in html and "<script>" not in html and "&lt;script&gt;" in html
+    assert mine["description_tree"] == [
+        ["p", {}, "Derive ", ["strong", {}, "dW"], " and db. <script>alert(1)</script>"]
+    ]
     assert mine["checks"][3] == {"name": "loss", "points": 2.0, "visibility": "hidden"}
     assert mine["checks"][2] == {"name": "taylor", "points": 2.0, "visibility": "after_due_date"}
     assert "def loss_and_gradients(params, X, y, l2):" in mine["instance"]["template"]

@@ -20,8 +20,7 @@ export async function assignmentsView(root, signal) {
 export async function assignmentView(root, signal, name) {
   const who = await whoami();
   const a = await api(`v1/assignments/${encodeURIComponent(name)}`, { signal });
-  const description = h("div", { class: "markdown" });
-  description.innerHTML = a.description_html; // rendered server-side with raw HTML escaped
+  const description = h("div", { class: "markdown" }, a.description_tree.map(node));
   root.append(h("h1", {}, a.title), description,
     h("p", { class: "muted" }, `${a.submit} · ${fmt.num(a.max_score)} points · `,
       a.due_at ? `due ${a.due_at}${a.past_due ? " (passed)" : ""}` : "no due date"),
@@ -30,6 +29,15 @@ export async function assignmentView(root, signal, name) {
       ["points"])));
   if (who.role === "student") await studentPart(root, signal, a);
   else await staffPart(root, signal, a);
+}
+
+/** A description node from the server's Markdown tree: [tag, attrs, ...children] or text,
+ *  built with h() (text set as text, never parsed as HTML). */
+function node(n) {
+  if (typeof n === "string") return n;
+  const [tag, attrs, ...children] = n;
+  const safe = tag === "a" && attrs.href ? { href: attrs.href, rel: "noopener" } : {};
+  return h(tag, safe, children.map(node));
 }
 
 async function studentPart(root, signal, a) {
