@@ -83,7 +83,7 @@ def assignments(ctx: Context, submissions: int = 300) -> list[Row]:
         class_seconds = sum(feedback) / 1e3  # the submissions' own time, checks aside
         scores = {g["score"] for g in http.get(f"{url}/grades").json()["grades"]}
         assert scores == {10.0}, scores  # local's latest is the last, right, answer
-        reads = {"grades": [], "grades.csv": [], "insights": []}
+        reads: dict[str, list[float]] = {"grades": [], "grades.csv": [], "insights": []}
         for _ in range(10):
             for what, path, headers in (
                 ("grades", "/grades", {}),
