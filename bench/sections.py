@@ -12,7 +12,17 @@ import httpx
 import numpy as np
 
 import engine as ml
-from bench import api, bodies, csvpaths, external, fairshare, gradchecks, load, telemetry
+from bench import (
+    api,
+    assignments,
+    bodies,
+    csvpaths,
+    external,
+    fairshare,
+    gradchecks,
+    load,
+    telemetry,
+)
 from bench import engine as engine_bench
 from bench.context import TINY, Context, parse_time
 from bench.report import Row, at_least, at_most, info, ratio
@@ -345,6 +355,7 @@ SECTIONS: dict[str, Any] = {
     "memory": worker_memory,
     "load": load.load,
     "gradchecks": gradchecks.gradient_checks,
+    "assignments": assignments.assignments,
     "bodies": bodies.bodies,
     "fairshare": fairshare.fairshare,
     "external": external.external,

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from gradlab import client
+from gradlab.client import assignments as assignment_commands
 from gradlab.users import app as users_app
 
 app = typer.Typer(
@@ -160,6 +161,11 @@ app.add_typer(users_app, name="users")
 
 for _command in client.COMMANDS:  # submit, jobs, show, metrics, cancel, sweep
     app.command(rich_help_panel="Client (--url or GRADLAB_URL)")(_command)
+for _assignment_command in assignment_commands.COMMANDS:  # assignments, submit-assignment, grades
+    app.command(rich_help_panel="Assignments (--url or GRADLAB_URL)")(_assignment_command)
+app.add_typer(
+    assignment_commands.app, name="assignment", rich_help_panel="Assignments (--url or GRADLAB_URL)"
+)
 
 
 def main() -> None:

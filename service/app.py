@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import health
+from service.assignments.router import router as assignments_router
 from service.auth import repository as auth_repo
 from service.auth.middleware import Authenticate, TokenCache
 from service.auth.openapi import document as document_auth
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events_router)
     app.include_router(sweeps_router)
     app.include_router(gradchecks_router)
+    app.include_router(assignments_router)
     app.include_router(plots_router)
     app.include_router(dashboard_router)
     document_auth(app, required=settings.auth == "required")

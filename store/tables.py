@@ -250,3 +250,46 @@ class Checkpoint(Base):
     iteration: Mapped[int] = mapped_column(BigInteger)
     attempt: Mapped[int] = mapped_column(Integer)
     state: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Assignment(Base):
+    """An exercise an instructor sets: a reference job spec (``exercise``), how students
+    answer (``submit``: gradients or code), the graded ``checks`` and the rules of
+    submitting. The rules' schema is ``store.grading.AssignmentSpec``."""
+
+    __tablename__ = "assignments"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(ForeignKey("users.name"))
+    spec: Mapped[dict] = mapped_column(JSONType)  # AssignmentSpec, normalised
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Submission(Base):
+    """One student's answer to an assignment and its grade. ``status`` is one of
+    ``store.grading.GradeStatus``; ``results`` the per-check results (all of them: what a
+    student may see of them is decided when they are shown)."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (Index("ix_submissions_assignment_owner_id", "assignment", "owner", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    assignment: Mapped[str] = mapped_column(
+        ForeignKey("assignments.name", ondelete="CASCADE", onupdate="CASCADE")
+    )
+    owner: Mapped[str] = mapped_column(ForeignKey("users.name"))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(16))  # "gradients" or "code"
+    answer: Mapped[dict] = mapped_column(JSONType)  # the gradients (and loss) or the code
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    max_score: Mapped[float] = mapped_column(Float)
+    results: Mapped[list] = mapped_column(JSONType, default=list)
+    diagnoses: Mapped[dict] = mapped_column(JSONType, default=dict)  # tensor → code
+    reason: Mapped[str | None] = mapped_column(Text)
+    graded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -207,6 +207,37 @@ class Client:
         except httpx.TransportError as exc:
             raise ServerUnreachable(self.url, exc) from None
 
+    def assignments(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/assignments")["assignments"]
+
+    def create_assignment(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/v1/assignments", json=body)
+
+    def submit_assignment(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/v1/assignments/{name}/submissions", json=body)
+
+    def submission(self, name: str, submission_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/assignments/{name}/submissions/{submission_id}")
+
+    def grades(self, name: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/assignments/{name}/grades")
+
+    def grades_csv(self, name: str) -> str:
+        import httpx
+
+        try:
+            response = self._http.get(
+                f"/v1/assignments/{name}/grades", headers={"Accept": "text/csv"}
+            )
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(self.url, exc) from None
+        _raise_for_status(response)
+        return response.text
+
+    def gradescope(self, name: str, student: str) -> dict[str, Any]:
+        path = f"/v1/assignments/{name}/grades/gradescope"
+        return self._request("GET", path, params={"student": student})
+
     def events(
         self, job_id: str, *, patience: float = RECONNECT_PATIENCE
     ) -> Iterator[tuple[str, Any]]:

@@ -78,8 +78,31 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/v1/jobs/{job_id}/reference"): SEEN_BY_STAFF,
     # The Prometheus scrape: an operator's, an admin's token (no per-user data in it).
     ("GET", "/metrics"): (403, 403, 403, 200),
+    # ian's assignment; alice's submission to it. Everyone sees the assignment (a student
+    # their own instance); only staff create, edit, regrade and read the gradebook.
+    ("POST", "/v1/assignments"): (403, 403, 201, 201),
+    ("GET", "/v1/assignments"): (200, 200, 200, 200),
+    ("GET", "/v1/assignments/{name}"): (200, 200, 200, 200),
+    ("PATCH", "/v1/assignments/{name}"): (403, 403, 200, 200),
+    ("POST", "/v1/assignments/{name}/regrade"): (403, 403, 200, 200),
+    ("POST", "/v1/assignments/{name}/submissions"): (201, 201, 201, 201),
+    ("GET", "/v1/assignments/{name}/submissions"): (200, 200, 200, 200),
+    ("GET", "/v1/assignments/{name}/submissions/{submission_id}"): SEEN_BY_STAFF,
+    ("GET", "/v1/assignments/{name}/grades"): (403, 403, 200, 200),
+    ("GET", "/v1/assignments/{name}/grades/gradescope"): (403, 403, 200, 200),
+    ("GET", "/v1/assignments/{name}/insights"): (403, 403, 200, 200),
 }
 EXTERNAL_ROUTES = {"/v1/jobs/{job_id}/metrics", "/v1/jobs/{job_id}/finish"}
+ASSIGNMENT = {
+    "name": "hw1",
+    "title": "Linear regression gradients",
+    "exercise": {**SPEC, "data": GRADIENTS["data"], "init": {"kind": "given",
+                 "params": GRADIENTS["params"]}},
+    "submit": "gradients",
+    "checks": [{"name": "dW", "points": 1, "kind": "solution"},
+               {"name": "secret", "points": 1, "kind": "loss", "visibility": "hidden"}],
+}  # fmt: skip
+ANSWER = {"gradients": GRADIENTS["gradients"], "loss_value": 1.0}
 OPEN = {"/healthz", "/readyz"}  # the only routes a request without a token may call
 
 
@@ -101,7 +124,20 @@ class World:
         sweep = client.post("/v1/sweeps", json=SWEEP, headers=lab.headers("alice"))
         assert sweep.status_code == 201, sweep.text
         self.sweep = sweep.json()["id"]
-        self.secrets = {self.marker, self.job, self.queued, self.sweep, self.external}
+        made = client.post("/v1/assignments", json=ASSIGNMENT, headers=lab.headers("ian"))
+        assert made.status_code == 201, made.text
+        sub = client.post("/v1/assignments/hw1/submissions", json=ANSWER,
+                          headers=lab.headers("alice"))  # fmt: skip
+        assert sub.status_code == 201, sub.text
+        self.submission = sub.json()["id"]
+        self.secrets = {
+            self.marker,
+            self.job,
+            self.queued,
+            self.sweep,
+            self.external,
+            self.submission,
+        }
         self.secrets |= {j["id"] for j in sweep.json()["jobs"]}
 
     def finished_job(self) -> str:
@@ -150,7 +186,18 @@ class World:
             body = {"status": "succeeded"}
         elif path == "/v1/plots/compare.{fmt}":
             params["ids"] = job
-        url = path.format(job_id=job, sweep_id=self.sweep, fmt="png", name=name)
+        elif path == "/v1/assignments" and method == "POST":
+            body = {**ASSIGNMENT, "name": f"a{uuid.uuid4().hex[:10]}"}
+        elif path.endswith("/submissions") and method == "POST":
+            body = ANSWER
+        elif method == "PATCH":
+            body = {"title": "Renamed"}
+        elif path.endswith("/gradescope"):
+            params["student"] = "alice"
+        if path.startswith("/v1/assignments/{name}"):
+            name = "hw1"
+        url = path.format(job_id=job, sweep_id=self.sweep, fmt="png", name=name,
+                          submission_id=self.submission)  # fmt: skip
         return {"method": method, "url": url, "params": params, "json": body}
 
 
@@ -222,11 +269,12 @@ def test_every_route_by_every_caller(client, lab):
         if caller == "other" and want == 404:
             # Exactly the answer for an id that does not exist.
             fake = uuid.uuid4().hex
-            real_id = (
-                request["url"].split("/")[3]
-                if "{job_id}" in path or "{sweep_id}" in path
-                else request["params"]["ids"]
-            )
+            if "{submission_id}" in path:
+                real_id = request["url"].split("/")[5]
+            elif "{job_id}" in path or "{sweep_id}" in path:
+                real_id = request["url"].split("/")[3]
+            else:
+                real_id = request["params"]["ids"]
             nobody = {**request, "url": request["url"].replace(real_id, fake)}
             nobody["params"] = {k: v.replace(real_id, fake) for k, v in request["params"].items()}
             none_r = call(client, lab, "other", nobody)

@@ -6,12 +6,14 @@
  *   #/jobs/<id>                       one job, live while it trains (job.js)
  *   #/compare?ids=a,b | ?sweep=<id>   loss curves overlaid (compare.js)
  *   #/new[?example=<name>|?from=<id>] submit a spec (submit.js)
+ *   #/assignments[/<name>]            assignments, one with its instance or gradebook (assignments.js)
  *   #/sign-in                         the API token, when the server needs one (signin.js)
  *
  * With GRADLAB_AUTH=required no view is shown, and nothing asked of the API but who the token
  * is, before sign-in: every other hash goes to the sign-in page first.
  */
 
+import { assignmentView, assignmentsView } from "./assignments.js";
 import { compareView } from "./compare.js";
 import { jobView } from "./job.js";
 import { catalog, h, session, whoami } from "./lib.js";
@@ -24,6 +26,8 @@ const ROUTES = [
   [/^#\/jobs\/([^/?]+)$/, jobView, "list"],
   [/^#\/compare(?:\?(.*))?$/, compareView, "list"],
   [/^#\/new(?:\?(.*))?$/, newView, "new"],
+  [/^#\/assignments$/, assignmentsView, "assignments"],
+  [/^#\/assignments\/([^/?]+)$/, assignmentView, "assignments"],
   [/^#\/sign-in$/, signInView, "sign-in"],
 ];
 let current = null; // the shown view's AbortController
