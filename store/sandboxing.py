@@ -47,8 +47,8 @@ def sandbox_mode(settings: Settings) -> Mode:
     """Where student code may run under these settings, on this machine."""
     if settings.sandbox == "subprocess":
         if settings.auth == "required":
-            return Mode(None, "GRADLAB_SANDBOX=subprocess is not a sandbox: with "
-                        "GRADLAB_AUTH=required student code runs only under bubblewrap")  # fmt: skip
+            plain = "GRADLAB_SANDBOX=subprocess is not a sandbox: with GRADLAB_AUTH=required"
+            return Mode(None, f"{plain} student code runs only under bubblewrap")
         return Mode("subprocess", "GRADLAB_SANDBOX=subprocess")
     why = bwrap_works()
     if why is None:

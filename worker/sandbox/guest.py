@@ -22,6 +22,7 @@ import json
 import os
 import struct
 import sys
+from typing import Any
 
 REQUESTS, REPLIES = os.dup(0), os.dup(1)
 _null = os.open(os.devnull, os.O_RDONLY)
@@ -33,7 +34,7 @@ MAX_MESSAGE = 2000
 HEADER = struct.Struct("<cxxxI")
 
 
-def read_exactly(n):
+def read_exactly(n: int) -> bytearray:
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
@@ -45,13 +46,13 @@ def read_exactly(n):
     return buf
 
 
-def write_all(data):
+def write_all(data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(REPLIES, view) :]
 
 
-def error(kind, message):
+def error(kind: str, message: str) -> None:
     body = json.dumps({"type": kind, "message": message[:MAX_MESSAGE]}).encode()
     write_all(HEADER.pack(b"E", len(body)) + body)
 
@@ -63,10 +64,10 @@ class CappedOutput:
     encoding = "utf-8"
     errors = "replace"
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.full = False
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         if not self.full:
             try:
                 os.write(2, str(text).encode("utf-8", "replace"))
@@ -74,14 +75,14 @@ class CappedOutput:
                 self.full = True
         return len(text)
 
-    def flush(self):
+    def flush(self) -> None:
         pass
 
-    def isatty(self):
+    def isatty(self) -> bool:
         return False
 
 
-def trimmed_traceback(exc):
+def trimmed_traceback(exc: BaseException) -> str:
     """The exception and the frames of the student's own code only."""
     import traceback
 
@@ -91,11 +92,13 @@ def trimmed_traceback(exc):
     return head + ("\n" + "\n".join(lines) if lines else "")
 
 
-def shape_text(shape):
+def shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def check_return(value, names, shapes, np):
+def check_return(
+    value: Any, names: list[str], shapes: dict[str, tuple[int, ...]], np: Any
+) -> tuple[Any, str | None]:
     """(loss, grads) as float64, or a sentence saying what is wrong with the return."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         what = type(value).__name__
@@ -111,8 +114,11 @@ def check_return(value, names, shapes, np):
         return None, f"grads must be a dict of arrays; it is {type(grads).__name__}."
     missing = [n for n in names if n not in grads]
     if missing:
-        listed = ", ".join(map(repr, missing))
-        return None, f"grads has no {listed}: return one gradient per parameter ({', '.join(names)})."
+        listed, every = ", ".join(map(repr, missing)), ", ".join(names)
+        return (
+            None,
+            f"grads has no {listed}: return one gradient per parameter ({every}).",
+        )
     extra = [str(n) for n in grads if n not in shapes]
     if extra:
         listed = ", ".join(map(repr, extra))
@@ -139,7 +145,7 @@ def check_return(value, names, shapes, np):
 _ARCHES = {"x86_64": (0xC000003E, (56, 57, 58, 435)), "aarch64": (0xC00000B7, (220, 435))}
 
 
-def forbid_new_processes():
+def forbid_new_processes() -> bool:
     import ctypes
     import platform
 
@@ -173,7 +179,7 @@ def forbid_new_processes():
     return libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, FILTER
 
 
-def main():
+def main() -> None:
     (length,) = struct.unpack("<I", read_exactly(4))
     setup = json.loads(bytes(read_exactly(length)))
     sys.path[:] = [p for p in sys.path if p] + [setup["numpy_path"]]
@@ -186,7 +192,7 @@ def main():
         arrays[key] = np.frombuffer(read_exactly(size), dtype=dtype).reshape(shape)
     X, y, l2 = arrays["X"], arrays["y"], float(setup["l2"])
     names = setup["names"]
-    shapes = {n: tuple(s) for n, s in zip(names, setup["shapes"])}
+    shapes = {n: tuple(s) for n, s in zip(names, setup["shapes"], strict=True)}
     sizes = [int(np.prod(shapes[n])) for n in names]
     total = sum(sizes)
 
@@ -208,9 +214,11 @@ def main():
         if not callable(function):
             raise NameError(f"your code defines no function {setup['function']}()")
     except MemoryError:
-        return error("memory_limit", "Your code ran out of memory while it was loaded.")
+        error("memory_limit", "Your code ran out of memory while it was loaded.")
+        return
     except BaseException as exc:
-        return error("student_error", trimmed_traceback(exc))
+        error("student_error", trimmed_traceback(exc))
+        return
     write_all(HEADER.pack(b"R", 0))
 
     nbytes = total * 8
@@ -220,7 +228,7 @@ def main():
         op = request[0:1]
         flat = np.frombuffer(request, dtype=np.float64, offset=8)
         params, start = {}, 0
-        for name, size in zip(names, sizes):
+        for name, size in zip(names, sizes, strict=True):
             params[name] = flat[start : start + size].reshape(shapes[name])
             start += size
         try:

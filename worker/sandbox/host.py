@@ -109,7 +109,7 @@ class Sandbox:
         y: np.ndarray,
         l2: float,
     ) -> None:
-        self.settings = settings
+        self.settings, self.X, self.y = settings, X, y
         self.names = list(shapes)
         self.shapes = {n: tuple(s) for n, s in shapes.items()}
         self.sizes = [int(np.prod(s)) for s in self.shapes.values()]
@@ -117,7 +117,7 @@ class Sandbox:
         self.calls = 0
         self._request = np.zeros(1 + self.total)
         self._reply = bytearray(16 + 8 * self.total)
-        self._output = tempfile.TemporaryFile()
+        self._output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.proc = self._start(mode)
         try:
@@ -315,9 +315,7 @@ class Sandbox:
                 f"Your code wrote more than {self.settings.sandbox_output_bytes} bytes "
                 "(GRADLAB_SANDBOX_OUTPUT_BYTES).",
             )
-        return self._fail(
-            "student_error", f"Your code ended its own process (exit status {code})."
-        )
+        return self._fail("student_error", f"Your code ended its own process (exit status {code}).")
 
     def output(self) -> str:
         """What the student's code printed (the first GRADLAB_SANDBOX_OUTPUT_BYTES)."""
