@@ -85,6 +85,7 @@ def bwrap_command(python: str, guest_args: Sequence[str], tmp_bytes: int) -> lis
         cmd += ["--ro-bind", str(numpy_libs), f"{SANDBOX_NUMPY}/numpy.libs"]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
     cmd += ["--size", str(tmp_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    cmd += ["--remount-ro", "/"]  # the root bwrap made, and the mount points on it
     for key, value in _ENV.items():
         cmd += ["--setenv", key, value]
     return [*cmd, exe, *guest_args]
