@@ -56,10 +56,14 @@ class Summary(BaseModel):
 class JobError(BaseModel):
     type: str = Field(
         description="diverged (non-finite loss), worker_lost (its workers kept dying), "
-        "invalid_spec, or internal_error."
+        "invalid_spec, or internal_error; a student's job also student_error, time_limit, "
+        "memory_limit, bad_return or sandbox_unavailable."
     )
     message: str = Field(description="What happened, in a sentence.")
     iteration: int | None = Field(description="The iteration it happened at, when it has one.")
+    output: str | None = Field(
+        None, description="A student's job: what their code printed (the first bytes)."
+    )
 
 
 class DataSummary(BaseModel):
