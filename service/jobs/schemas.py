@@ -61,9 +61,6 @@ class JobError(BaseModel):
     )
     message: str = Field(description="What happened, in a sentence.")
     iteration: int | None = Field(description="The iteration it happened at, when it has one.")
-    output: str | None = Field(
-        None, description="A student's job: what their code printed (the first bytes)."
-    )
 
 
 class DataSummary(BaseModel):

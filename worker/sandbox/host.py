@@ -36,6 +36,7 @@ GUEST = (Path(__file__).with_name("guest.py")).read_text()
 HEADER = struct.Struct("<cxxxI")
 SANDBOX_NUMPY = "/opt/numpy"  # where NumPy is mounted in the sandbox
 _ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+PRINTED_IN_ERROR = 2000  # characters of the student's output a job's error shows
 _KILLED_BY_CPU = {signal.SIGXCPU, signal.SIGKILL}
 
 
@@ -48,10 +49,13 @@ class StudentError(Exception):
         self.kind, self.message, self.output = kind, message, output
 
     def to_error(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.kind, "message": self.message}
+        """The job's ``error``: the sentence, then the start of what their code printed."""
+        message = self.message
         if self.output:
-            error["output"] = self.output
-        return error
+            shown = self.output[:PRINTED_IN_ERROR]
+            more = " (truncated)" if len(self.output) > len(shown) else ""
+            message += f"\nYour code printed{more}:\n{shown}"
+        return {"type": self.kind, "message": message}
 
 
 def _numpy_dirs() -> tuple[Path, Path | None]:
