@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 
 import engine as ml
-from bench import api, bodies, fairshare, gradchecks, load
+from bench import api, bodies, fairshare, gradchecks, load, sandbox
 from bench import engine as engine_bench
 from bench.context import TINY, Context, parse_time
 from bench.report import Row, at_least, at_most, info
@@ -322,4 +322,5 @@ SECTIONS: dict[str, Any] = {
     "gradchecks": gradchecks.gradient_checks,
     "bodies": bodies.bodies,
     "fairshare": fairshare.fairshare,
+    "sandbox": sandbox.sandbox,
 }
