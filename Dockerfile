@@ -12,6 +12,12 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# bubblewrap: the sandbox students' code runs in (GRADLAB_SANDBOX). Unprivileged, it needs
+# user namespaces, which Docker's default seccomp profile refuses: see docker-compose.yml.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 gradlab \
     && useradd --system --uid 10001 --gid gradlab --create-home \
        --home-dir /var/lib/gradlab --shell /usr/sbin/nologin gradlab
