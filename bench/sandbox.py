@@ -19,7 +19,7 @@ from store.settings import Settings
 from store.status import TERMINAL
 from worker.sandbox import Sandbox
 
-SOFTMAX = '''
+SOFTMAX = """
 import numpy as np
 
 
@@ -38,7 +38,7 @@ def loss_and_gradients(params, X, y, l2):
     dW = np.dot(X.T, dscores) + l2 * W
     db = np.sum(dscores, axis=0)
     return loss, {"W": dW, "b": db}
-'''
+"""
 SHAPES = {"W": (2, 3), "b": (3,)}
 JOB = {
     "model": {"kind": "softmax_regression"},

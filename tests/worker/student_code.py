@@ -3,7 +3,7 @@ and wrong ones, each with the slip a diagnosis names."""
 
 from __future__ import annotations
 
-SOFTMAX = '''
+SOFTMAX = """
 import numpy as np
 
 
@@ -25,9 +25,9 @@ def loss_and_gradients(params, X, y, l2):
     db = np.sum(dscores, axis=0, keepdims=False)
     dW += l2 * W  # @L2
     return loss, {"W": dW, "b": db}
-'''
+"""
 
-TWO_LAYER = '''
+TWO_LAYER = """
 import numpy as np
 
 
@@ -55,7 +55,7 @@ def loss_and_gradients(params, X, y, l2):
     dW2 += l2 * W2
     dW += l2 * W
     return loss, {"W1": dW, "b1": db, "W2": dW2, "b2": db2}
-'''
+"""
 
 
 def softmax_with(**slips: str) -> str:

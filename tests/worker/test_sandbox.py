@@ -2,6 +2,7 @@
 a job would fail with, and the host (this process) unharmed — a fresh sandbox works after
 each. Small limits keep it fast: 2 s of wall clock per call."""
 
+# ruff: noqa: E501  (the table of hostile snippets reads best one case per line)
 from __future__ import annotations
 
 import os
@@ -30,9 +31,8 @@ def sandbox(code: str, mode: str = "bwrap", settings: Settings = SETTINGS) -> Sa
 
 
 def outcome(body: str, mode: str = "bwrap") -> StudentError:
-    with pytest.raises(StudentError) as caught:
-        with sandbox(with_body(body), mode) as box:
-            box.call(PARAMS)
+    with pytest.raises(StudentError) as caught, sandbox(with_body(body), mode) as box:
+        box.call(PARAMS)
     return caught.value
 
 
@@ -109,7 +109,9 @@ def test_a_wrong_return_is_bad_return_with_a_sentence(body, sentence):
 def test_the_student_function_matches_a_direct_call_in_both_modes():
     namespace: dict = {}
     exec(compile(SOFTMAX, "softmax", "exec"), namespace)
-    loss, grads = namespace["loss_and_gradients"]({k: v.copy() for k, v in PARAMS.items()}, X, Y, 1e-3)
+    loss, grads = namespace["loss_and_gradients"](
+        {k: v.copy() for k, v in PARAMS.items()}, X, Y, 1e-3
+    )
     for mode in ("bwrap", "subprocess"):
         with sandbox(SOFTMAX, mode) as box:
             got_loss, got = box.call(PARAMS)

@@ -73,9 +73,7 @@ def test_correct_student_code_trains_like_the_reference_and_passes(client, setti
         client,
         [
             student_spec(SOFTMAX),
-            student_spec(
-                TWO_LAYER, model={"kind": "mlp", "hidden_sizes": [20]}, iterations=10
-            ),
+            student_spec(TWO_LAYER, model={"kind": "mlp", "hidden_sizes": [20]}, iterations=10),
             {**student_spec(SOFTMAX), "student": None},  # the reference run
         ],
     )
