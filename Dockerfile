@@ -14,8 +14,10 @@ ENV PATH=/opt/gradlab/bin:$PATH \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# bubblewrap: the sandbox students' code runs in (GRADLAB_SANDBOX). Unprivileged, it needs
+# user namespaces, which Docker's default seccomp profile refuses: see docker-compose.yml.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates bubblewrap \
     && apt-get clean && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/gradlab
 

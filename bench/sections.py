@@ -21,6 +21,7 @@ from bench import (
     fairshare,
     gradchecks,
     load,
+    sandbox,
     telemetry,
 )
 from bench import engine as engine_bench
@@ -360,4 +361,5 @@ SECTIONS: dict[str, Any] = {
     "fairshare": fairshare.fairshare,
     "external": external.external,
     "metrics": telemetry.metrics,
+    "sandbox": sandbox.sandbox,
 }

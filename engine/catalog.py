@@ -88,6 +88,24 @@ LOSSES: dict[str, LossInfo] = {
 
 
 @dataclass(frozen=True)
+class StudentFunction:
+    """The function a student writes for an exercise (a job's ``student.function``)."""
+
+    name: str
+    signature: str
+    summary: str
+
+
+STUDENT_FUNCTION = StudentFunction(
+    "loss_and_gradients",
+    "loss_and_gradients(params, X, y, l2) -> (loss, grads)",
+    "params and grads: dicts of float64 NumPy arrays with the model's names and shapes "
+    "(W (n, k), b (k,); W1, b1, W2, b2 for the 2-layer net); X: (m, n); y: (m,) targets or "
+    "integer labels; loss: a float including 0.5·l2·Σ‖W‖² over the weights, never biases.",
+)
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """A model kind: the losses it takes (the first is its default), those Newton's method
     trains with the exact Hessian, and its own options with their defaults."""
@@ -286,6 +304,11 @@ def describe() -> dict[str, Any]:
                 "default_loss": m.losses[0],
                 "newton_losses": list(m.newton_losses),
                 "options": _options(m.options),
+                "function": {
+                    "name": STUDENT_FUNCTION.name,
+                    "signature": STUDENT_FUNCTION.signature,
+                    "summary": STUDENT_FUNCTION.summary,
+                },
             }
             for kind, m in MODELS.items()
         },

@@ -381,6 +381,15 @@ class Model:
         data_loss, _, _ = self._head_loss(scores, y)
         return data_loss + self._reg_loss(params, l2)
 
+    def evaluate(
+        self, params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray, l2: float
+    ) -> Loss:
+        """The forward pass's numbers alone: ``Loss(loss, data_loss, reg_loss, accuracy)``."""
+        scores, _ = self._scores(params, X)
+        data_loss, _, accuracy = self._head_loss(scores, y)
+        reg_loss = self._reg_loss(params, l2)
+        return Loss(data_loss + reg_loss, data_loss, reg_loss, accuracy)
+
     def relu_pattern(
         self, params: Mapping[str, np.ndarray], X: np.ndarray
     ) -> list[np.ndarray] | None:

@@ -164,6 +164,14 @@ class NotApplicable(GradlabError):
     type = "not_applicable"
 
 
+class SandboxUnavailable(GradlabError):
+    """Student code was sent where no sandbox may run it (fail closed: with
+    GRADLAB_AUTH=required only bubblewrap will do). Nothing was stored."""
+
+    status = 503
+    type = "sandbox_unavailable"
+
+
 class Busy(GradlabError):
     """A bounded resource (event streams, plot renderers) is used up: come back after
     ``retry_after`` seconds (sent as ``Retry-After``). Nothing was done or stored."""

@@ -53,8 +53,16 @@ def records_block(records: Sequence[Sequence[Any]]) -> np.ndarray:
     return block.T
 
 
-def chunk_row(job_id: str, block: np.ndarray) -> dict[str, Any]:
-    """The ``metric_chunks`` row for a block of consecutive points, shape ``(n, 6)``."""
+REFERENCE_LOSS = "reference_loss"
+"""A student's job's extra series: the reference solution's loss at each point's parameters
+(stored beside the six, never in ``extremes``; NULL for every other job)."""
+
+
+def chunk_row(
+    job_id: str, block: np.ndarray, reference_loss: np.ndarray | None = None
+) -> dict[str, Any]:
+    """The ``metric_chunks`` row for a block of consecutive points, shape ``(n, 6)``, and
+    for a student's job the reference loss at each of them, shape ``(n,)``."""
     if block.ndim != 2 or block.shape[1] != WIDTH or not len(block):
         raise ValueError(f"a chunk needs an (n, {WIDTH}) block of points, got {block.shape}")
     loss = block[:, Col.LOSS]
@@ -70,6 +78,7 @@ def chunk_row(job_id: str, block: np.ndarray) -> dict[str, Any]:
         "loss_max": float(loss[hi]),
         "loss_last": float(loss[-1]),
         "extremes": pack(block[[lo, hi]]),
+        REFERENCE_LOSS: None if reference_loss is None else pack(reference_loss),
     }
 
 

@@ -42,10 +42,10 @@ share a reference run."""
 def reference_recipe(spec: JobSpec | ExternalRun) -> JobSpec | None:
     """The recipe a job is compared with, as a plain worker job's spec; None for a job that
     has none to compare with (a worker job trains the recipe itself; an external run may
-    give none). The hook for student jobs: theirs is the same spec without ``student``."""
-    if isinstance(spec, ExternalRun) or spec.runner != "external":
+    give none); a student job's is the same spec without ``student``: the solution."""
+    if isinstance(spec, ExternalRun) or (spec.runner != "external" and spec.student is None):
         return None
-    return spec.model_copy(update={"runner": "worker", "name": None, "tags": {}})
+    return spec.model_copy(update={"runner": "worker", "student": None, "name": None, "tags": {}})
 
 
 def recipe_hash(recipe: JobSpec) -> str:

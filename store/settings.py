@@ -96,6 +96,37 @@ class Settings(BaseSettings):
     job_timeout_seconds: float = Field(
         600.0, gt=0, description="Wall clock an attempt may take; past it the job fails time_limit."
     )
+    sandbox: Literal["auto", "bwrap", "subprocess"] = Field(
+        "auto",
+        description="Where student code runs: bwrap (bubblewrap), subprocess (a plain process, "
+        "same limits; refused with GRADLAB_AUTH=required) or auto (bwrap when it works here).",
+    )
+    max_student_code_bytes: int = Field(
+        64 * 1024, ge=1, description="Largest `student.code` a job may carry; more is a 422."
+    )
+    sandbox_memory_mb: int = Field(
+        512, ge=64, description="Address space of the student's process; past it: memory_limit."
+    )
+    sandbox_cpu_seconds: int = Field(
+        300, ge=1, description="CPU time the student's process may use in all; past it: time_limit."
+    )
+    sandbox_call_seconds: float = Field(
+        10.0, gt=0, description="Wall clock of one call of the student's function: time_limit."
+    )
+    sandbox_start_seconds: float = Field(
+        30.0, gt=0, description="Wall clock to start the sandbox and run the code's top level."
+    )
+    sandbox_output_bytes: int = Field(
+        64 * 1024,
+        ge=0,
+        description="What the student's code may print or write to a file; the rest is dropped.",
+    )
+    sandbox_processes: int = Field(
+        1, ge=1, description="Processes the student's code may run (no fork bombs)."
+    )
+    sandbox_open_files: int = Field(
+        32, ge=8, description="Files the student's process may hold open at once."
+    )
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long SQLite waits for a lock before giving up."
     )

@@ -352,6 +352,27 @@ class GradientCheckSpec(BaseModel):
     )
 
 
+# --- student code --------------------------------------------------------------------------
+
+_IDENTIFIER = _matching(r"[A-Za-z_][A-Za-z0-9_]*", "must be a Python function name.")
+
+
+class StudentCode(BaseModel):
+    """The student's own implementation of the exercise's function, run in a sandbox by the
+    worker (never by the API): the job trains with its gradients and checks them against
+    the reference solution named by ``model`` and ``loss``."""
+
+    model_config = _CONFIG
+    code: Text = Field(
+        description="Python source (standard library and NumPy only) defining the function; "
+        "at most GRADLAB_MAX_STUDENT_CODE_BYTES."
+    )
+    function: Annotated[str, Field(max_length=100), _IDENTIFIER[0], _IDENTIFIER[1]] = Field(
+        catalog.STUDENT_FUNCTION.name,
+        description="The function to call: " + catalog.STUDENT_FUNCTION.signature + ".",
+    )
+
+
 def options(section: BaseModel) -> dict[str, Any]:
     """A spec section's fields but its ``kind``, as they are (no copies): the keyword
     arguments of the engine function the section names."""
@@ -457,6 +478,11 @@ class JobSpec(BaseModel):
         default_factory=GradientCheckSpec,
         description="When and how gradients are checked; by default numerically at the "
         "first and the last iteration.",
+    )
+    student: StudentCode | None = Field(
+        None,
+        description="Train with the student's own function instead of the engine's; each "
+        "check then records numeric, solution and taylor.",
     )
 
     @property

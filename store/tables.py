@@ -226,6 +226,8 @@ class MetricChunk(Base):
     reg_loss: Mapped[bytes] = mapped_column(LargeBinary)
     grad_norm: Mapped[bytes] = mapped_column(LargeBinary)
     accuracy: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A student's job: the reference solution's loss at each point's parameters.
+    reference_loss: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class GradientCheck(Base):

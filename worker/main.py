@@ -21,6 +21,7 @@ from types import FrameType
 from store.db import Database
 from store.lifecycle import RELEASED, LostClaim
 from store.queue import Claim, Flush, Listener, Queue
+from store.sandboxing import sandbox_mode
 from store.settings import Settings
 from store.telemetry import JOB_DURATION
 from worker.attempt import Attempt
@@ -77,6 +78,11 @@ class Worker:
             self.worker_id,
             self.db.engine.url.render_as_string(hide_password=True),
         )
+        mode = sandbox_mode(self.settings)
+        if mode.kind == "subprocess":
+            log.warning("student code runs UNSANDBOXED in a plain subprocess: %s", mode.reason)
+        elif mode.kind is None:
+            log.warning("student code will not run here (its jobs fail): %s", mode.reason)
         try:
             if not self.burst:  # be ready before the first job arrives
                 self.child.start()

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
 from pydantic import ValidationError
 
 from engine import DivergedError, EngineError, GradientCheck, Trainer, gradient_check
@@ -28,8 +29,11 @@ from store.chunks import Col, chunk_row, extremes, records_block
 from store.codec import pack_state, unpack_state
 from store.lifecycle import CANCELLED, RELEASED, SUCCEEDED, Finish, LostClaim, Outcome, failed
 from store.queue import Claim, Flush
+from store.sandboxing import sandbox_mode
 from store.settings import Settings
 from store.spec import GradientCheckSpec, JobSpec
+from worker.sandbox import Sandbox, StudentError
+from worker.student import StudentModel, student_checks
 
 log = logging.getLogger("gradlab.worker")
 
@@ -76,6 +80,8 @@ class JobRun:
         self.best_loss = claim.best_loss
         self.best_iteration = claim.best_iteration
         self.checks_passed = claim.checks_passed
+        self.sandbox: Sandbox | None = None  # a student's job: their code's process
+        self.reference_losses: list[float] = []  # ... and the reference loss per record
 
     def interrupt_with(self, reason: str) -> None:
         """Ask the loop to stop at its next iteration (thread- and signal-safe)."""
@@ -106,10 +112,42 @@ class JobRun:
             return self._end(failed(memory_limit(self.settings)))
         self.built, self.trainer = built, trainer
         try:
+            if self.spec.student is not None:
+                refusal = self._start_student()
+                if refusal is not None:
+                    return self._end(failed(refusal))
             return self._train()
         except LostClaim as exc:
             log.warning("%s; leaving the job to its new owner", exc)
             return Outcome.LOST
+        finally:
+            if self.sandbox is not None:
+                self.sandbox.close()
+
+    def _start_student(self) -> dict[str, Any] | None:
+        """Start the student's code in its sandbox and train with it; the job's error when
+        it cannot (fail closed: no sandbox, no run)."""
+        student, trainer = self.spec.student, self.trainer
+        assert student is not None
+        mode = sandbox_mode(self.settings)
+        if mode.kind is None:
+            return {"type": "sandbox_unavailable", "message": f"No sandbox: {mode.reason}."}
+        model = self.built.model
+        try:
+            self.sandbox = Sandbox(
+                self.settings,
+                mode.kind,
+                student.code,
+                student.function,
+                model.param_shapes(),
+                trainer.X,
+                trainer.y,
+                self.built.l2,
+            )
+        except StudentError as exc:
+            return exc.to_error()
+        trainer.model = StudentModel(model, self.sandbox)  # type: ignore[assignment]
+        return None
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -124,6 +162,7 @@ class JobRun:
         clock = time.monotonic
         records: list[Any] = []
         checks: list[dict[str, Any]] = []
+        student = trainer.model if isinstance(trainer.model, StudentModel) else None
         flush_at, deadline = trainer.iteration + n_flush, clock() + period
         try:
             for rec in trainer:
@@ -140,14 +179,19 @@ class JobRun:
                     if self.interrupt == "stop":
                         return self._end(RELEASED)
                     records, checks = [], []
+                    self.reference_losses = []
                     flush_at, deadline = i + n_flush, clock() + period
                 records.append(rec)
+                if student is not None:
+                    self.reference_losses.append(student.last_reference)
                 if i == next_check:
                     checks += self._check(i, references, options)
                     next_check = self._next_check(i + 1, every, last)
         except DivergedError as exc:
             error = {"type": "diverged", "message": str(exc), "iteration": exc.iteration}
             return self._end(failed(error), records, checks)
+        except StudentError as exc:  # never a pass: the job fails with what went wrong
+            return self._end(failed(exc.to_error()), records, checks)
         except LostClaim:
             raise
         except MemoryError:  # the temporaries are gone: there is room to record the failure
@@ -176,6 +220,9 @@ class JobRun:
     ) -> list[dict[str, Any]]:
         Xb, yb = self.trainer.batch
         model, params, l2 = self.built.model, self.trainer.params, self.built.l2
+        if self.sandbox is not None:  # a student's job: the three verdicts on their code
+            results = student_checks(model, self.sandbox, params, Xb, yb, l2, options, seed=i)
+            return [self._stored(i, ref, result) for ref, result in results.items()]
         out = []
         for reference in references:
             check: GradientCheck | TaylorCheck
@@ -195,20 +242,22 @@ class JobRun:
                     max_coordinates=options.max_coordinates,
                     seed=i,
                 )
-            result = {"iteration": i, **check.to_dict()}
-            if result["passed"] is not None:
-                self.checks_passed = bool(result["passed"]) and self.checks_passed is not False
-            out.append(
-                {
-                    "job_id": self.claim.job_id,
-                    "iteration": i,
-                    "reference": reference,
-                    "passed": result["passed"],
-                    "max_relative_error": result["max_relative_error"],
-                    "result": result,
-                }
-            )
+            out.append(self._stored(i, reference, check.to_dict()))
         return out
+
+    def _stored(self, i: int, reference: str, figures: dict[str, Any]) -> dict[str, Any]:
+        """A check's ``gradient_checks`` row, counted in the job's ``checks_passed``."""
+        result = {"iteration": i, **figures}
+        if result["passed"] is not None:
+            self.checks_passed = bool(result["passed"]) and self.checks_passed is not False
+        return {
+            "job_id": self.claim.job_id,
+            "iteration": i,
+            "reference": reference,
+            "passed": result["passed"],
+            "max_relative_error": result["max_relative_error"],
+            "result": result,
+        }
 
     def _flush(
         self, records: list[Any], checks: list[dict[str, Any]], finish: Finish | None = None
@@ -218,7 +267,10 @@ class JobRun:
         flush = Flush(checks=checks, checks_passed=self.checks_passed)
         if records:
             block = records_block(records)
-            flush.chunk = chunk_row(self.claim.job_id, block)
+            reference = None
+            if self.sandbox is not None:
+                reference = np.array(self.reference_losses[: len(records)])
+            flush.chunk = chunk_row(self.claim.job_id, block, reference)
             lowest = extremes(flush.chunk["extremes"])[0]  # found once, by chunk_row
             if self.best_loss is None or lowest[Col.LOSS] < self.best_loss:
                 self.best_loss = float(lowest[Col.LOSS])

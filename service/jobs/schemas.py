@@ -58,7 +58,8 @@ class Summary(BaseModel):
 class JobError(BaseModel):
     type: str = Field(
         description="diverged (non-finite loss), worker_lost (its workers kept dying), "
-        "invalid_spec, or internal_error."
+        "invalid_spec, or internal_error; a student's job also student_error, time_limit, "
+        "memory_limit, bad_return or sandbox_unavailable."
     )
     message: str = Field(description="What happened, in a sentence.")
     iteration: int | None = Field(description="The iteration it happened at, when it has one.")
@@ -249,6 +250,9 @@ class Point(BaseModel):
     reg_loss: float = Field(description="0.5·l2·Σ‖W‖².")
     grad_norm: float = Field(description="Global L2 norm of all gradients.")
     accuracy: float | None = Field(description="Training accuracy (classifiers), else null.")
+    reference_loss: float | None = Field(
+        None, description="A student's job: the reference solution's loss at the same parameters."
+    )
 
 
 class Metrics(BaseModel):
@@ -275,6 +279,10 @@ class TensorCheck(BaseModel):
     checked: int
     total: int
     kinks: Kinks
+    passed: bool | None = Field(None, description="Solution checks: this tensor's verdict.")
+    diagnosis: dict[str, Any] | None = Field(
+        None, description="Solution checks: the slip named (code, message, factor, rows…)."
+    )
 
 
 class Check(BaseModel):
@@ -282,7 +290,10 @@ class Check(BaseModel):
     per-tensor entries; it has the ``steps``, their ``residuals`` and the fitted ``slope``."""
 
     iteration: int
-    reference: Reference
+    reference: Reference | Literal["solution"] = Field(
+        description="numeric, torch, taylor; for a student's job also solution (the "
+        "student's gradient against the reference solution's)."
+    )
     epsilon: float | None
     rtol: float | None = Field(description="null for the Taylor test.")
     atol: float | None = Field(description="null for the Taylor test.")
@@ -309,6 +320,9 @@ class Check(BaseModel):
         None, description="Taylor: log-log slope of the residuals (2 right, 1 wrong)."
     )
     min_slope: float | None = Field(None, description="Taylor: passed when slope ≥ this.")
+    loss: dict[str, Any] | None = Field(
+        None, description="Solution checks: the student's loss and the reference's, compared."
+    )
 
 
 class Checks(BaseModel):

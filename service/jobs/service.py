@@ -12,7 +12,14 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.errors import Conflict, InvalidSpec, NotApplicable, NotFound, Problem
+from service.errors import (
+    Conflict,
+    InvalidSpec,
+    NotApplicable,
+    NotFound,
+    Problem,
+    SandboxUnavailable,
+)
 from service.jobs import repository, schemas
 from service.jobs.quota import check_quota
 from service.jobs.validation import check_spec
@@ -21,6 +28,7 @@ from store.accounts import Caller
 from store.codec import unpack_state
 from store.datasets import is_reference
 from store.db import Database
+from store.sandboxing import sandbox_mode
 from store.settings import Settings
 from store.spec import ExternalRun, InlineData, JobSpec, TagKey, TagValue
 from store.status import Status
@@ -87,6 +95,10 @@ def new_job(
             sweep_id=sweep_id,
         )
     check_spec(spec, settings)
+    if spec.student is not None:
+        mode = sandbox_mode(settings)
+        if mode.kind is None:
+            raise SandboxUnavailable(f"This server runs no student code: {mode.reason}.")
     normalised = spec.normalised()
     if isinstance(spec.data, InlineData):
         repository.put_dataset(session, spec.data)

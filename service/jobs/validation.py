@@ -94,6 +94,15 @@ def check_spec(spec: JobSpec, settings: Settings) -> None:
         )
 
     problems += _check_data(spec, settings)
+    if spec.student is not None:
+        problems += _check_student(spec.student.code, settings)
+        if isinstance(spec.optimizer, SGD):
+            problems.append(
+                Problem(
+                    ("optimizer", "kind"),
+                    "a job with student code trains full-batch: use gd (or newton) with it.",
+                )
+            )
     if problems:
         raise InvalidSpec(problems)
 
@@ -121,6 +130,25 @@ def check_spec(spec: JobSpec, settings: Settings) -> None:
     problems += check_cost(spec, shape, shapes, settings)
     if problems:
         raise InvalidSpec(problems)
+
+
+def _check_student(code: str, settings: Settings) -> list[Problem]:
+    """The code's size and syntax: compiled here, never run (the worker runs it, sandboxed)."""
+    size = len(code.encode())
+    if size > settings.max_student_code_bytes:
+        why = (
+            f"the code is {size} bytes, above this server's limit of "
+            f"{settings.max_student_code_bytes} (GRADLAB_MAX_STUDENT_CODE_BYTES)."
+        )
+        return [Problem(("student", "code"), why)]
+    try:
+        compile(code, "<your code>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f" at line {exc.lineno}" if exc.lineno else ""
+        return [Problem(("student", "code"), f"this is not valid Python{where}: {exc.msg}.")]
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return [Problem(("student", "code"), f"this is not valid Python: {exc}.")]
+    return []
 
 
 def _check_loss_options(spec: JobSpec, loss: str) -> list[Problem]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import NotAcceptable
-from store.chunks import COLUMNS, SERIES, Col
+from store.chunks import REFERENCE_LOSS, SERIES, Col
 
 ARROW = "application/vnd.apache.arrow.stream"
 PARQUET = "application/vnd.apache.parquet"
@@ -36,19 +36,22 @@ def pyarrow() -> Any:
     return pa
 
 
-def schema(job_id: str, total: int, downsampled: bool) -> Any:
+def schema(job_id: str, total: int, downsampled: bool, reference: bool = False) -> Any:
+    """The columns: the iteration, the series, and a student's job's ``reference_loss``."""
     pa = pyarrow()
     fields = [pa.field("iteration", pa.int64(), nullable=False)]
-    fields += [pa.field(name, pa.float64()) for name in SERIES]
+    names = (*SERIES, REFERENCE_LOSS) if reference else SERIES
+    fields += [pa.field(name, pa.float64()) for name in names]
     meta = {"job_id": job_id, "total": str(total), "downsampled": str(downsampled).lower()}
     return pa.schema(fields, metadata=meta)
 
 
 def batch(block: np.ndarray, sch: Any) -> Any:
-    """An ``(n, 6)`` block as a record batch: NaN becomes null, as JSON writes it."""
+    """An ``(n, 6)`` block (``(n, 7)`` with the reference loss) as a record batch: NaN
+    becomes null, as JSON writes it."""
     pa = pyarrow()
     arrays = [pa.array(block[:, Col.ITERATION].astype(np.int64))]
-    for j in range(1, len(COLUMNS)):
+    for j in range(1, block.shape[1]):
         column = np.ascontiguousarray(block[:, j])
         missing = np.isnan(column)
         arrays.append(pa.array(column, mask=missing if missing.any() else None))
@@ -81,11 +84,15 @@ class _Drain(io.RawIOBase):
 
 
 def arrow_stream(
-    job_id: str, total: int, downsampled: bool, blocks: Iterator[np.ndarray]
+    job_id: str,
+    total: int,
+    downsampled: bool,
+    blocks: Iterator[np.ndarray],
+    reference: bool = False,
 ) -> Iterator[bytes]:
     """An Arrow IPC stream, a record batch per block, piece by piece."""
     pa = pyarrow()
-    sch = schema(job_id, total, downsampled)
+    sch = schema(job_id, total, downsampled, reference)
     sink = _Drain()
     with pa.ipc.new_stream(sink, sch) as writer:
         for block in blocks:
@@ -96,13 +103,17 @@ def arrow_stream(
 
 
 def parquet_file(
-    job_id: str, total: int, downsampled: bool, blocks: Iterator[np.ndarray]
+    job_id: str,
+    total: int,
+    downsampled: bool,
+    blocks: Iterator[np.ndarray],
+    reference: bool = False,
 ) -> Iterator[bytes]:
     """A Parquet file, a row group per block, piece by piece (the footer comes last)."""
     pyarrow()
     import pyarrow.parquet as pq
 
-    sch = schema(job_id, total, downsampled)
+    sch = schema(job_id, total, downsampled, reference)
     sink = _Drain()
     with pq.ParquetWriter(sink, sch, compression="zstd") as writer:
         for block in blocks:

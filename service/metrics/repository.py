@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Table, func, select
 
 from service.jobs.repository import visible
 from store.accounts import Caller
-from store.chunks import SERIES
+from store.chunks import REFERENCE_LOSS, SERIES
 from store.tables import Job, MetricChunk
 
 T = cast(Table, MetricChunk.__table__)
@@ -32,6 +32,7 @@ class Span:
     start: int
     end: int
     chunks: list[Stored]
+    reference: bool = False  # a student's job: the chunks hold reference_loss too
 
     @property
     def total(self) -> int:
@@ -50,14 +51,15 @@ def span(conn: Connection, job_id: str, start: int, end: int | None) -> Span:
         .scalar_subquery()
     )
     query = (
-        select(T.c.first_iteration, T.c.count)
+        select(T.c.first_iteration, T.c.count, T.c.reference_loss.is_not(None))
         .where(T.c.job_id == job_id, T.c.first_iteration >= floor)
         .order_by(T.c.first_iteration)
     )
     if end is not None:
         query = query.where(T.c.first_iteration <= end)
-    rows = conn.execute(query)
-    chunks = [Stored(first, count) for first, count in rows if first + count - 1 >= start]
+    rows = conn.execute(query).fetchall()
+    chunks = [Stored(first, count) for first, count, _ in rows if first + count - 1 >= start]
+    reference = any(has for _, _, has in rows)
     if not chunks:
         return Span(start, start - 1, [])
     last = chunks[-1].first + chunks[-1].points - 1
@@ -65,7 +67,7 @@ def span(conn: Connection, job_id: str, start: int, end: int | None) -> Span:
     hi = last if end is None else min(end, last)
     if hi < lo:
         return Span(start, start - 1, [])
-    return Span(lo, hi, chunks)
+    return Span(lo, hi, chunks, reference)
 
 
 def iter_chunks(
@@ -88,7 +90,7 @@ def iter_chunks(
         finally:
             result.close()
         return
-    if not set(columns) <= set(SERIES):
+    if not set(columns) <= {*SERIES, REFERENCE_LOSS}:
         raise ValueError(f"unknown series {columns}")
     # PostgreSQL: a server-side cursor (bounded memory) in psycopg's binary format, so each
     # bytea arrives as its bytes rather than as hex text twice the size to decode.

@@ -17,27 +17,31 @@ from sqlalchemy import Connection
 
 from service.metrics import columnar, repository
 from service.metrics.repository import Span
-from store.chunks import COLUMNS, SERIES, WIDTH, Col, extremes, series
+from store.chunks import COLUMNS, REFERENCE_LOSS, SERIES, WIDTH, Col, extremes, series
 
 Format = Literal["points", "columns", "csv", "arrow", "parquet"]
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _ROW = b'{"iteration":%b,"loss":%b,"data_loss":%b,"reg_loss":%b,"grad_norm":%b,"accuracy":%b}'
 COLUMNAR = {"arrow": columnar.arrow_stream, "parquet": columnar.parquet_file}
+_ROW_REFERENCE = _ROW[:-1] + b',"reference_loss":%b}'
 CSV_HEADER = (",".join(COLUMNS) + "\n").encode()
+CSV_HEADER_REFERENCE = (",".join([*COLUMNS, REFERENCE_LOSS]) + "\n").encode()
 BATCH_CHUNKS = 16  # chunks per streamed piece: ~16k points, 1-2 MB of text
 
 
 def iter_blocks(conn: Connection, job_id: str, sp: Span) -> Iterator[np.ndarray]:
-    """The points of a span as ``(n, 6)`` blocks, in iteration order."""
+    """The points of a span as ``(n, 6)`` blocks, in iteration order; ``(n, 7)`` with the
+    reference loss last for a student's job."""
     if not sp.chunks:
         return
     pending: list[np.ndarray] = []
+    names = (*SERIES, REFERENCE_LOSS) if sp.reference else SERIES
     stream = repository.iter_chunks(
-        conn, job_id, sp.chunks[0].first, sp.chunks[-1].first, SERIES, BATCH_CHUNKS
+        conn, job_id, sp.chunks[0].first, sp.chunks[-1].first, names, BATCH_CHUNKS
     )
     for first, count, blobs in stream:
-        block = np.empty((count, WIDTH))
+        block = np.empty((count, 1 + len(names)))
         block[:, Col.ITERATION] = np.arange(first, first + count)
         for j, blob in enumerate(blobs, start=1):
             block[:, j] = series(blob, count)
@@ -75,7 +79,7 @@ def iter_column(conn: Connection, job_id: str, sp: Span, name: str) -> Iterator[
 
 def read_all(conn: Connection, job_id: str, sp: Span) -> np.ndarray:
     blocks = list(iter_blocks(conn, job_id, sp))
-    return np.concatenate(blocks) if blocks else np.empty((0, WIDTH))
+    return np.concatenate(blocks) if blocks else np.empty((0, WIDTH + sp.reference))
 
 
 def downsample(conn: Connection, job_id: str, sp: Span, max_points: int) -> np.ndarray:
@@ -95,7 +99,7 @@ def downsample(conn: Connection, job_id: str, sp: Span, max_points: int) -> np.n
     buckets = (max_points - 2) // per_bucket
     edge = {sp.chunks[0].first, sp.chunks[-1].first}
     inner = [c for c in sp.chunks if c.first not in edge]
-    if len(inner) < buckets:
+    if len(inner) < buckets or sp.reference:  # the rollups hold no reference loss
         candidates = read_all(conn, job_id, sp)
         head, tail = candidates[0], candidates[-1]
     else:
@@ -137,8 +141,9 @@ def _tokens(values: np.ndarray) -> list[bytes]:
 def _rows(block: np.ndarray) -> bytes:
     """JSON objects, one per point, comma-separated."""
     toks = [_tokens(block[:, Col.ITERATION].astype(np.int64))]
-    toks += [_tokens(block[:, j]) for j in range(1, WIDTH)]
-    rows = (_ROW + b",") * len(block) % tuple(chain.from_iterable(zip(*toks, strict=True)))
+    toks += [_tokens(block[:, j]) for j in range(1, block.shape[1])]
+    template = _ROW if block.shape[1] == WIDTH else _ROW_REFERENCE
+    rows = (template + b",") * len(block) % tuple(chain.from_iterable(zip(*toks, strict=True)))
     return rows[:-1]
 
 
@@ -159,7 +164,7 @@ def _csv_lines(block: np.ndarray) -> bytes:
     """
     n = len(block)
     missing = np.isnan(block[:, Col.ACCURACY])
-    regression = bool(missing.all())
+    regression = bool(missing.all()) and block.shape[1] == WIDTH  # a student's: reference last
     table = np.ascontiguousarray(block[:, :5] if regression else block)
     text = np.frombuffer(bytearray(orjson.dumps(table, option=_NUMPY)), np.uint8)
     closes = np.flatnonzero(text == _CLOSE)[:n]
@@ -221,9 +226,9 @@ def columns_json(
     yield b"}}"
 
 
-def csv_rows(blocks: Iterator[np.ndarray]) -> Iterator[bytes]:
+def csv_rows(blocks: Iterator[np.ndarray], reference: bool = False) -> Iterator[bytes]:
     """A header, then one line per point; an accuracy that does not apply is empty."""
-    yield CSV_HEADER
+    yield CSV_HEADER_REFERENCE if reference else CSV_HEADER
     for block in blocks:
         if len(block):
             yield _csv_lines(block)
@@ -232,11 +237,14 @@ def csv_rows(blocks: Iterator[np.ndarray]) -> Iterator[bytes]:
 def render(fmt: str, conn: Connection, job_id: str, sp: Span) -> Iterator[bytes]:
     """Every point of a span in ``fmt`` (one of :data:`Format`), piece by piece."""
     if fmt in COLUMNAR:
-        yield from COLUMNAR[fmt](job_id, sp.total, False, iter_blocks(conn, job_id, sp))
+        yield from COLUMNAR[fmt](
+            job_id, sp.total, False, iter_blocks(conn, job_id, sp), sp.reference
+        )
     elif fmt == "csv":
-        yield from csv_rows(iter_blocks(conn, job_id, sp))
+        yield from csv_rows(iter_blocks(conn, job_id, sp), sp.reference)
     elif fmt == "columns":
-        columns = ((name, iter_column(conn, job_id, sp, name)) for name in COLUMNS)
+        names = (*COLUMNS, REFERENCE_LOSS) if sp.reference else COLUMNS
+        columns = ((name, iter_column(conn, job_id, sp, name)) for name in names)
         yield from columns_json(job_id, sp.total, False, columns)
     else:
         yield from points_json(job_id, sp.total, False, iter_blocks(conn, job_id, sp))
@@ -245,9 +253,9 @@ def render(fmt: str, conn: Connection, job_id: str, sp: Span) -> Iterator[bytes]
 def render_block(fmt: str, job_id: str, total: int, block: np.ndarray) -> Iterator[bytes]:
     """A downsampled block in ``fmt``."""
     if fmt in COLUMNAR:
-        yield from COLUMNAR[fmt](job_id, total, True, iter([block]))
+        yield from COLUMNAR[fmt](job_id, total, True, iter([block]), block.shape[1] > WIDTH)
     elif fmt == "csv":
-        yield from csv_rows(iter([block]))
+        yield from csv_rows(iter([block]), block.shape[1] > WIDTH)
     elif fmt == "columns":
         yield from columns_json(job_id, total, True, block_columns(block))
     else:
@@ -257,5 +265,6 @@ def render_block(fmt: str, job_id: str, total: int, block: np.ndarray) -> Iterat
 def block_columns(block: np.ndarray) -> Iterator[tuple[str, Iterator[np.ndarray]]]:
     """An in-memory block (a downsampled read) as the columns :func:`columns_json` takes."""
     yield "iteration", iter([block[:, Col.ITERATION].astype(np.int64)])
-    for j, name in enumerate(SERIES, start=1):
+    names = (*SERIES, REFERENCE_LOSS) if block.shape[1] > WIDTH else SERIES
+    for j, name in enumerate(names, start=1):
         yield name, iter([block[:, j]])

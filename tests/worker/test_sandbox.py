@@ -1,0 +1,129 @@
+"""The sandbox on its own: hostile student code, each attempt contained with the error type
+a job would fail with, and the host (this process) unharmed — a fresh sandbox works after
+each. Small limits keep it fast: 2 s of wall clock per call."""
+
+# ruff: noqa: E501  (the table of hostile snippets reads best one case per line)
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from store.sandboxing import bwrap_works
+from store.settings import Settings
+from tests.worker.student_code import SOFTMAX, with_body
+from worker.sandbox import Sandbox, StudentError
+
+pytestmark = pytest.mark.skipif(
+    bwrap_works() is not None and not os.environ.get("CI"), reason=f"no bwrap: {bwrap_works()}"
+)
+
+SETTINGS = Settings(database_url="sqlite:////nonexistent/gradlab.db", sandbox_call_seconds=2)
+SHAPES = {"W": (2, 3), "b": (3,)}
+X = np.random.default_rng(0).standard_normal((300, 2))
+Y = np.arange(300) % 3
+PARAMS = {"W": 0.01 * np.ones((2, 3)), "b": np.zeros(3)}
+
+
+def sandbox(code: str, mode: str = "bwrap", settings: Settings = SETTINGS) -> Sandbox:
+    return Sandbox(settings, mode, code, "loss_and_gradients", SHAPES, X, Y, 1e-3)
+
+
+def outcome(body: str, mode: str = "bwrap") -> StudentError:
+    with pytest.raises(StudentError) as caught, sandbox(with_body(body), mode) as box:
+        box.call(PARAMS)
+    return caught.value
+
+
+DB_FILE = SETTINGS.database_url.removeprefix("sqlite:///")
+HOSTILE = {
+    "network": ("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)",
+                "student_error", "Network is unreachable"),
+    "environment": ("import os\nraise RuntimeError(sorted(os.environ))",
+                    "student_error", "['MKL_NUM_THREADS', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'PWD']"),
+    "read the database file and gradlab's source": (
+        f"import os\nraise RuntimeError([os.path.exists(p) for p in ({DB_FILE!r}, {__file__!r}, '/work')])",
+        "student_error", "[False, False, False]"),
+    "import gradlab's engine": (
+        "found = []\nfor m in ('engine', 'store', 'worker', 'gradlab'):\n"
+        "    try:\n        __import__(m)\n        found.append(m)\n    except ImportError:\n"
+        "        pass\nraise RuntimeError(f'imported {found}')",
+        "student_error", "imported []"),
+    "write outside tmp": (
+        "import os\nopen('/tmp/mine', 'w').write('ok')\nfor p in ('/evil', '/usr/evil', '/opt/evil'):\n"
+        "    try:\n        open(p, 'w')\n    except OSError as e:\n        print(e.strerror)\n"
+        "raise RuntimeError('done')",
+        "student_error", "Read-only file system\nRead-only file system\nRead-only file system"),
+    "fork loop": ("import os\nwhile True:\n    os.fork()", "student_error", "BlockingIOError"),
+    "8 GB": ("a = np.ones(2**30)", "memory_limit", "ran out of memory"),
+    "loop forever": ("while True:\n    pass", "time_limit", "GRADLAB_SANDBOX_CALL_SECONDS"),
+    "print a gigabyte": ("import os\nfor _ in range(2**20):\n    os.write(1, b'x' * 1024)",
+                         "student_error", "File too large"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_code_is_contained(name):
+    body, kind, words = HOSTILE[name]
+    error = outcome(body)
+    assert error.kind == kind, error.message
+    assert words in error.message + error.output
+
+
+def test_after_all_that_the_next_sandbox_answers():
+    with sandbox(SOFTMAX) as box:
+        loss, _ = box.call(PARAMS)
+    assert loss == pytest.approx(np.log(3), rel=1e-3)
+    assert not [p for p in os.listdir("/tmp") if p == "mine"]  # their /tmp was their own
+
+
+def test_printing_is_captured_and_truncated_and_a_traceback_shows_only_their_code():
+    error = outcome("for i in range(10**6):\n    print('x' * 1000)\nraise ValueError('oops')")
+    assert error.kind in ("student_error", "time_limit")  # a million prints may take > 2 s
+    assert len(error.output) == SETTINGS.sandbox_output_bytes
+    error = outcome("def helper():\n    return 1 / 0\nhelper()")
+    assert error.kind == "student_error"
+    assert error.message.splitlines()[0] == "ZeroDivisionError: division by zero"
+    assert "line 6, in helper: return 1 / 0" in error.message
+    assert "guest" not in error.message and "gradlab" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("body", "sentence"),
+    [
+        ("return 1.0", "must return a pair (loss, grads); it returned float"),
+        ("return 1.0, {'W': np.zeros((2, 3))}", "grads has no 'b'"),
+        ("return 1.0, {'W': np.zeros((3, 2)), 'b': np.zeros(3)}",
+         "dW has shape (3, 2) but W has shape (2, 3): transposed?"),
+        ("return float('nan'), {'W': np.zeros((2, 3)), 'b': np.zeros(3)}", "Your loss is nan"),
+        ("return 1.0, {'W': np.full((2, 3), np.nan), 'b': np.zeros(3)}", "dW has 6 NaN"),
+    ],
+)  # fmt: skip
+def test_a_wrong_return_is_bad_return_with_a_sentence(body, sentence):
+    error = outcome(body)
+    assert error.kind == "bad_return"
+    assert sentence in error.message
+
+
+def test_the_student_function_matches_a_direct_call_in_both_modes():
+    namespace: dict = {}
+    exec(compile(SOFTMAX, "softmax", "exec"), namespace)
+    loss, grads = namespace["loss_and_gradients"](
+        {k: v.copy() for k, v in PARAMS.items()}, X, Y, 1e-3
+    )
+    for mode in ("bwrap", "subprocess"):
+        with sandbox(SOFTMAX, mode) as box:
+            got_loss, got = box.call(PARAMS)
+            assert box.loss(PARAMS) == got_loss
+        assert got_loss == loss
+        assert got is not None
+        for name in grads:
+            np.testing.assert_array_equal(got[name], grads[name])
+
+
+def test_a_plain_subprocess_keeps_the_limits_and_hides_gradlab():
+    assert outcome("import engine", "subprocess").kind == "student_error"
+    error = outcome("import os\nraise RuntimeError(sorted(os.environ))", "subprocess")
+    assert "OPENBLAS_NUM_THREADS" in error.message
+    assert "GRADLAB" not in error.message and "PATH" not in error.message
