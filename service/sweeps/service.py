@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.datasets import service as datasets_service
 from service.errors import InvalidSpec, NotFound, Problem, user_path
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
@@ -113,6 +114,8 @@ def create(
 ) -> tuple[Sweep, list[Job]]:
     """Store the sweep and one queued job of ``caller``'s per combination, or nothing: a grid
     that does not fit, or that would take a student past their quota, stores no row."""
+    base = datasets_service.resolve(session, request.base, caller)  # an upload's arrays
+    request = request.model_copy(update={"base": base})
     combos = expand(request, settings)
     owner = caller.name
     check_quota(session, owner, caller.role, len(combos), settings)
