@@ -21,7 +21,7 @@ WORKDIR /src
 # Dependencies first, listed from pyproject.toml alone, so that editing the code does not
 # reinstall them: this layer is rebuilt only when pyproject.toml changes.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres'] + p['optional-dependencies']['datasets']))" \
         > /tmp/requirements.txt \
     && pip install --no-cache-dir -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
@@ -29,7 +29,7 @@ RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['p
 # Then gradlab itself (.dockerignore keeps the virtualenv, caches and databases out).
 # Without --no-deps pip checks the list above was complete and fills in anything missing.
 COPY . ./
-RUN pip install --no-cache-dir '.[postgres]'
+RUN pip install --no-cache-dir '.[postgres,datasets]'
 
 # Run from the user's own directory, not from /src: `python -m gradlab` (how `serve` starts
 # its workers) must import the installed package, and the default SQLite file

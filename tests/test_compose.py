@@ -348,10 +348,12 @@ def test_only_the_api_keeps_the_images_healthz_check(services, ours):
 # --- the Dockerfile -----------------------------------------------------------------------
 
 
-def test_image_is_python_3_11_slim_with_the_postgres_driver(image):
+def test_image_is_python_3_11_slim_with_the_postgres_driver_and_the_datasets(image):
     assert image["base"].startswith("python:3.11-slim"), image["base"]
     runs = [arguments for keyword, arguments in image["stage"] if keyword == "RUN"]
-    assert any("pip install" in r and ".[postgres]" in r for r in runs), "psycopg is needed"
+    assert any("pip install" in r and ".[postgres,datasets]" in r for r in runs), (
+        "psycopg and sklearn"
+    )
 
 
 def test_image_runs_as_a_user_other_than_root(image):

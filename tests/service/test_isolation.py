@@ -72,8 +72,20 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/v1/sweeps"): (201, 201, 201, 201),
     ("GET", "/v1/sweeps"): (200, 200, 200, 200),
     ("GET", "/v1/sweeps/{sweep_id}"): SEEN_BY_STAFF,
+    ("POST", "/v1/datasets"): (201, 201, 201, 201),
+    ("GET", "/v1/datasets"): (200, 200, 200, 200),
+    ("GET", "/v1/datasets/{dataset_id}"): SEEN_BY_STAFF,
+    ("DELETE", "/v1/datasets/{dataset_id}"): (204, 404, 204, 204),
 }
-OPEN = {"/healthz", "/readyz"}  # the only routes a request without a token may call
+OPEN = {"/healthz", "/readyz"}
+
+
+def dataset_file() -> dict[str, Any]:
+    """A CSV upload of fresh random numbers (each upload its own content)."""
+    rows = "\n".join(f"{uuid.uuid4().int % 1000},{i % 2}" for i in range(4))
+    return {
+        "file": ("d.csv", f"x,y\n{rows}\n".encode(), "text/csv")
+    }  # the only routes a request without a token may call
 
 
 def routes(app: Any) -> list[tuple[str, str]]:
@@ -93,8 +105,17 @@ class World:
         sweep = client.post("/v1/sweeps", json=SWEEP, headers=lab.headers("alice"))
         assert sweep.status_code == 201, sweep.text
         self.sweep = sweep.json()["id"]
-        self.secrets = {self.marker, self.job, self.queued, self.sweep}
+        self.dataset = self.upload()
+        self.secrets = {self.marker, self.job, self.queued, self.sweep, self.dataset}
         self.secrets |= {j["id"] for j in sweep.json()["jobs"]}
+
+    def upload(self) -> str:
+        """A dataset of alice's, of numbers no one else uploads."""
+        r = self.client.post(
+            "/v1/datasets", files=dataset_file(), headers=self.lab.headers("alice")
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
 
     def finished_job(self) -> str:
         """A job of alice's trained by a worker: points, checks and parameters."""
@@ -110,8 +131,11 @@ class World:
 
     def request(self, method: str, path: str, fresh: bool) -> dict[str, Any]:
         """The request for a route, on alice's resources (new ones when ``fresh``)."""
-        job = self.job
-        if fresh and method == "DELETE":  # a cancelled job: finished, so it may be deleted
+        job, dataset = self.job, self.dataset
+        if fresh and method == "DELETE" and "{dataset_id}" in path:
+            dataset = self.upload()
+            self.secrets.add(dataset)
+        elif fresh and method == "DELETE":  # a cancelled job: finished, so it may be deleted
             job = self.submit()
             cancel = self.client.post(f"/v1/jobs/{job}/cancel", headers=self.lab.headers("alice"))
             assert cancel.json()["status"] == "cancelled"
@@ -121,6 +145,7 @@ class World:
             self.secrets.add(job)
         params: dict[str, Any] = {}
         body: Any = None
+        files = dataset_file() if (method, path) == ("POST", "/v1/datasets") else None
         name = ""
         if path == "/v1/users/{name}/revoke":
             name = f"s{uuid.uuid4().hex[:10]}"
@@ -135,8 +160,8 @@ class World:
             body = GRADIENTS
         elif path == "/v1/plots/compare.{fmt}":
             params["ids"] = job
-        url = path.format(job_id=job, sweep_id=self.sweep, fmt="png", name=name)
-        return {"method": method, "url": url, "params": params, "json": body}
+        url = path.format(job_id=job, sweep_id=self.sweep, dataset_id=dataset, fmt="png", name=name)
+        return {"method": method, "url": url, "params": params, "json": body, "files": files}
 
 
 def call(client: TestClient, lab: Lab, caller: str, request: dict[str, Any]) -> Any:
@@ -209,7 +234,7 @@ def test_every_route_by_every_caller(client, lab):
             fake = uuid.uuid4().hex
             real_id = (
                 request["url"].split("/")[3]
-                if "{job_id}" in path or "{sweep_id}" in path
+                if "{job_id}" in path or "{sweep_id}" in path or "{dataset_id}" in path
                 else request["params"]["ids"]
             )
             nobody = {**request, "url": request["url"].replace(real_id, fake)}
