@@ -194,6 +194,20 @@ class DatasetUpload(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ParameterPath(Base):
+    """A job's parameters at iterations ``first_iteration`` … (every k-th, ``store.paths``),
+    written with one flush: ``iterations`` int64 (count,), ``params`` float64 (count, width)."""
+
+    __tablename__ = "parameter_paths"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    first_iteration: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    iterations: Mapped[bytes] = mapped_column(LargeBinary)
+    params: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Attempt(Base):
     """One try of a job by one worker: the audit trail of who ran what and how it ended."""
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from engine import DivergedError, EngineError, GradientCheck, Trainer, gradient_check
 from engine.taylor import TaylorCheck, model_taylor_test
-from store import datasets
+from store import datasets, paths
 from store.build import build
 from store.chunks import Col, chunk_row, extremes, records_block
 from store.codec import pack_state, unpack_state
@@ -76,6 +76,7 @@ class JobRun:
         self.best_loss = claim.best_loss
         self.best_iteration = claim.best_iteration
         self.checks_passed = claim.checks_passed
+        self.path: list[tuple[int, Any]] = []  # (iteration, parameters) kept since the flush
 
     def interrupt_with(self, reason: str) -> None:
         """Ask the loop to stop at its next iteration (thread- and signal-safe)."""
@@ -125,6 +126,8 @@ class JobRun:
         records: list[Any] = []
         checks: list[dict[str, Any]] = []
         flush_at, deadline = trainer.iteration + n_flush, clock() + period
+        size = sum(w.size for w in trainer.params.values())
+        keep = paths.every(self.built.iterations, size)
         try:
             for rec in trainer:
                 i = rec.iteration
@@ -142,6 +145,8 @@ class JobRun:
                     records, checks = [], []
                     flush_at, deadline = i + n_flush, clock() + period
                 records.append(rec)
+                if paths.kept(i, keep, last):  # the parameters loss i was computed at
+                    self.path.append((i, paths.flat(trainer.params)))
                 if i == next_check:
                     checks += self._check(i, references, options)
                     next_check = self._next_check(i + 1, every, last)
@@ -216,6 +221,12 @@ class JobRun:
         """Write buffered records and checks with the checkpoint they lead to, in one fenced
         transaction; True when the job has been asked to cancel."""
         flush = Flush(checks=checks, checks_passed=self.checks_passed)
+        if self.path:
+            kept = [p for p in self.path if p[0] <= records[-1].iteration] if records else []
+            if kept:
+                its, values = zip(*kept, strict=True)
+                flush.path = paths.path_row(self.claim.job_id, list(its), list(values))
+            self.path = []
         if records:
             block = records_block(records)
             flush.chunk = chunk_row(self.claim.job_id, block)

@@ -1,4 +1,5 @@
-"""Uploaded datasets: who uploaded which stored arrays, under what name, shared or not.
+"""Uploaded datasets (who uploaded which stored arrays, under what name, shared or not), and
+the parameters' path the worker keeps every k iterations for the trajectory plot.
 
 The arrays stay in ``datasets`` (one row per content hash, 0003); a ``dataset_uploads`` row
 is one account's upload of them, so the same file uploaded by two students is stored once
@@ -45,7 +46,24 @@ def upgrade() -> None:
         "ix_dataset_uploads_owner_created_at", "dataset_uploads", ["owner", "created_at"]
     )
     op.create_index("ix_dataset_uploads_shared", "dataset_uploads", ["shared"])
+    op.create_table(
+        "parameter_paths",
+        sa.Column("job_id", sa.String(32), nullable=False),
+        sa.Column("first_iteration", sa.BigInteger(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("width", sa.Integer(), nullable=False),
+        sa.Column("iterations", sa.LargeBinary(), nullable=False),
+        sa.Column("params", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["job_id"],
+            ["jobs.id"],
+            name=op.f("fk_parameter_paths_job_id_jobs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("job_id", "first_iteration", name=op.f("pk_parameter_paths")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("parameter_paths")
     op.drop_table("dataset_uploads")

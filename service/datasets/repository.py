@@ -6,7 +6,7 @@ and admin, and — when an instructor or admin shared it — everyone.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -15,12 +15,12 @@ from store import datasets
 from store.accounts import Caller
 from store.tables import Dataset, DatasetUpload, Job
 
-ROW: Select[Unpack[tuple[Any, ...]]] = select(
+ROW: Select[*tuple[Any, ...]] = select(
     DatasetUpload, Dataset.rows, Dataset.features, Dataset.classes, Dataset.size_bytes
 ).join(Dataset, Dataset.id == DatasetUpload.dataset_id)
 
 
-Q = TypeVar("Q", bound=Select[Unpack[tuple[Any, ...]]])
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 
 
 def visible(query: Q, caller: Caller) -> Q:
