@@ -65,7 +65,10 @@ def read(conn: Connection | Session, job_id: str) -> tuple[np.ndarray, np.ndarra
         .where(ParameterPath.job_id == job_id)
         .order_by(ParameterPath.first_iteration)
     )
-    rows = [tuple(row) for row in conn.execute(query)]  # a Row's .count is tuple.count
+    # As plain tuples: a Row's .count is tuple.count, not the column.
+    rows: list[tuple[int, int, bytes, bytes]] = [
+        (int(r[0]), int(r[1]), r[2], r[3]) for r in conn.execute(query)
+    ]
     if not rows:
         return np.empty(0, dtype=_I8), np.empty((0, 0))
     iterations = np.concatenate([np.frombuffer(its, _I8, n) for n, _, its, _ in rows])

@@ -16,7 +16,7 @@ from service.app import create_app
 from store import datasets
 from store.db import Database
 from store.tables import Dataset, DatasetUpload
-from tests.conftest import make_settings
+from tests.conftest import make_settings, run_worker
 from tests.service.lab import Lab, make_lab
 
 RNG = np.random.default_rng(3)
@@ -229,7 +229,7 @@ def test_jobs_and_sweeps_train_on_an_upload_which_cannot_be_deleted_while_used(
     assert missing.status_code == 422 and missing.json()["detail"][0]["field"] == "data.id"
 
 
-def test_jobs_train_on_sklearns_iris_and_the_catalog_knows_every_shape(client, drain):
+def test_the_bundled_datasets_are_sklearns_and_the_catalog_knows_their_shapes():
     from sklearn import datasets as sk  # the reference: scikit-learn's own loaders
 
     from engine import catalog
@@ -245,6 +245,15 @@ def test_jobs_train_on_sklearns_iris_and_the_catalog_knows_every_shape(client, d
         assert (shape.rows, shape.features) == theirs.data.shape
         scaled = sklearn(name).X
         np.testing.assert_allclose(scaled.mean(axis=0), 0, atol=1e-9)
+
+
+def test_a_job_trains_on_sklearns_iris(sqlite_url):
+    settings = make_settings(sqlite_url)  # one backend: the data never reaches the database
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
+        _train_on_iris(client, lambda: run_worker(settings))
+
+
+def _train_on_iris(client: TestClient, drain) -> None:
     spec = {
         "model": {"kind": "softmax_regression"},
         "data": {"kind": "sklearn", "name": "iris"},

@@ -67,6 +67,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/v1/jobs/{job_id}/plots/loss.{fmt}"): SEEN_BY_STAFF,
     ("GET", "/v1/jobs/{job_id}/plots/fit.{fmt}"): SEEN_BY_STAFF,
     ("GET", "/v1/jobs/{job_id}/plots/gradient-checks.{fmt}"): SEEN_BY_STAFF,
+    ("GET", "/v1/jobs/{job_id}/plots/trajectory.{fmt}"): SEEN_BY_STAFF,
     ("GET", "/v1/plots/compare.{fmt}"): SEEN_BY_STAFF,
     ("GET", "/v1/catalog"): (200, 200, 200, 200),
     ("POST", "/v1/sweeps"): (201, 201, 201, 201),

@@ -14,6 +14,7 @@ from store import datasets, paths
 from store.build import build
 from store.db import Database
 from store.spec import JobSpec
+from tests.conftest import make_settings
 
 LINE = {
     "model": {"kind": "linear_regression"},
@@ -28,6 +29,13 @@ MLP = {
     "optimizer": {"kind": "gd", "learning_rate": 1.0},
     "iterations": 30,
 }
+
+
+@pytest.fixture
+def settings(sqlite_url: str):
+    """SQLite only: the path is written through the queue's upsert, as every flush's chunk
+    is (tested on both); this keeps the module's three trainings and renders to one run."""
+    return make_settings(sqlite_url)
 
 
 def stored_path(settings, job_id: str) -> tuple[np.ndarray, np.ndarray]:
