@@ -42,16 +42,25 @@ def flat(params: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([np.ravel(w) for w in params.values()]).astype(_F8)
 
 
-def path_row(job_id: str, iterations: list[int], values: list[np.ndarray]) -> dict:
-    """One flush's points of the path, as a ``parameter_paths`` row."""
-    block = np.ascontiguousarray(np.stack(values), dtype=_F8)
+def snapshot(params: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """A copy of each tensor, the cheapest record of one kept iteration (the worker takes
+    one per iteration of a small model: a tensor copy each; the block is built at flush)."""
+    return tuple(w.copy() for w in params.values())
+
+
+def path_row(job_id: str, iterations: list[int], kept: list[tuple[np.ndarray, ...]]) -> dict:
+    """One flush's kept points (:func:`snapshot` each), as a ``parameter_paths`` row."""
+    n = len(kept)
+    block = np.hstack(
+        [np.stack(tensors).reshape(n, -1) for tensors in zip(*kept, strict=True)]
+    ).astype(_F8, copy=False)
     return {
         "job_id": job_id,
         "first_iteration": iterations[0],
-        "count": len(iterations),
+        "count": n,
         "width": block.shape[1],
         "iterations": np.asarray(iterations, dtype=_I8).tobytes(),
-        "params": block.tobytes(),
+        "params": np.ascontiguousarray(block).tobytes(),
     }
 
 

@@ -146,7 +146,7 @@ class JobRun:
                     flush_at, deadline = i + n_flush, clock() + period
                 records.append(rec)
                 if paths.kept(i, keep, last):  # the parameters loss i was computed at
-                    self.path.append((i, paths.flat(trainer.params)))
+                    self.path.append((i, paths.snapshot(trainer.params)))
                 if i == next_check:
                     checks += self._check(i, references, options)
                     next_check = self._next_check(i + 1, every, last)
