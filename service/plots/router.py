@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service.deps import CallerDep
-from service.errors import ErrorBody
+from service.errors import ErrorBody, InvalidSpec
 from service.plots import fit, render, service, trajectory
 from service.plots.renderers import Renderers
 from store.accounts import Caller
@@ -170,7 +170,13 @@ async def trajectory_plot(
     the start, ★ the last point. 409 for a job with no parameters yet."""
 
     def read(session: Session, job: Job) -> Drawing:
-        others = service.compared_jobs(session, compare, None, caller)[0] if compare else []
+        others: list[Job] = []
+        if compare is not None:
+            try:
+                others = service.compared_jobs(session, compare, None, caller)[0]
+            except InvalidSpec as exc:  # said of `ids`, compare.png's name for the list
+                problems = [p._replace(loc=("query:compare",)) for p in exc.problems]
+                raise InvalidSpec(problems) from None
         land = trajectory.load(session, job, [o for o in others if o.id != job.id])
         return trajectory.chart, (land, fmt)
 

@@ -92,7 +92,13 @@ def test_csv_npy_and_npz_round_trip_to_one_row_per_content(client, settings):
     assert upload(client, moved.encode(), target="label").json()["id"] == SHA
     assert counts(settings.database_url) == (1, 1)
     assert client.get(f"/v1/datasets/{SHA}").json() == body
-    assert [d["id"] for d in client.get("/v1/datasets").json()["datasets"]] == [SHA]
+    # Past one block of parsed rows (4096), with the byte-order mark a spreadsheet writes.
+    x = np.arange(5000.0)[:, None] / 8
+    long = upload(client, b"\xef\xbb\xbf" + csv_bytes(x, x[:, 0] * 2, header="x,y"))
+    assert long.status_code == 201 and long.json()["columns"] == ["x"]
+    assert long.json()["id"] == datasets.content_hash(x, x[:, 0] * 2)
+    listed = client.get("/v1/datasets").json()["datasets"]
+    assert [d["id"] for d in listed] == [long.json()["id"], SHA]  # newest first
 
 
 MALFORMED = [
