@@ -32,7 +32,7 @@ WORKDIR /src
 COPY pyproject.toml ./
 # The build backend (pyproject's build-system) too: gradlab's own install below builds with
 # it (--no-build-isolation) instead of fetching it again on every source change.
-RUN python -c "import tomllib; t = tomllib.load(open('pyproject.toml', 'rb')); p = t['project']; print('\n'.join(t['build-system']['requires'] + p['dependencies'] + p['optional-dependencies']['postgres']))" \
+RUN python -c "import tomllib; t = tomllib.load(open('pyproject.toml', 'rb')); p = t['project']; print('\n'.join(t['build-system']['requires'] + p['dependencies'] + p['optional-dependencies']['postgres'] + p['optional-dependencies']['datasets']))" \
         > /tmp/requirements.txt \
     && pip install --no-cache-dir -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
@@ -40,7 +40,7 @@ RUN python -c "import tomllib; t = tomllib.load(open('pyproject.toml', 'rb')); p
 # Then gradlab itself (.dockerignore keeps the virtualenv, caches and databases out).
 # Without --no-deps pip checks the list above was complete and fills in anything missing.
 COPY . ./
-RUN pip install --no-cache-dir --no-build-isolation '.[postgres]' \
+RUN pip install --no-cache-dir --no-build-isolation '.[postgres,datasets]' \
     && rm -rf /src/build /src/*.egg-info
 
 # Run from the user's own directory, not from /src: `python -m gradlab` (how `serve` starts

@@ -179,10 +179,15 @@ def _defaults(generator: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
+UPLOADED = "dataset"
+"""The kind of a dataset uploaded to the server (``POST /v1/datasets``), named by its id: the
+server, not the engine, turns it into arrays."""
+
 DATASETS: dict[str, Mapping[str, Any]] = {
-    kind: _defaults(generator) for kind, generator in datasets.GENERATORS.items()
+    **{kind: _defaults(generator) for kind, generator in datasets.GENERATORS.items()},
+    UPLOADED: {},
 }
-"""Dataset kinds and their options' defaults (inline takes X and y)."""
+"""Dataset kinds and their options' defaults (inline takes X and y, dataset its id)."""
 
 
 # --- the rules joining them ----------------------------------------------------------------
@@ -271,12 +276,17 @@ def data_shape(kind: str, options: Mapping[str, Any]) -> DataShape:
         return DataShape(o["n_samples"], o["n_features"], o["n_classes"], True)
     if kind == "spiral":
         return DataShape(o["n_per_class"] * o["n_classes"], 2, o["n_classes"], True)
+    if kind == "sklearn":
+        bundled = datasets.SKLEARN[o["name"]]
+        return DataShape(
+            bundled.rows, bundled.features, bundled.classes, bundled.classes is not None
+        )
     X, y = o["X"], o["y"]
     features = len(X[0]) if len(X) else 0
     return DataShape(len(X), features, inferred_classes(y), False)
 
 
-CHOICES: dict[str, tuple[str, ...]] = {"activation": ACTIVATIONS}
+CHOICES: dict[str, tuple[str, ...]] = {"activation": ACTIVATIONS, "name": tuple(datasets.SKLEARN)}
 """Options whose value is one of a list of names."""
 
 

@@ -16,6 +16,7 @@ from service.auth.router import router as auth_router
 from service.bodylimit import BodyLimit
 from service.catalog.router import router as catalog_router
 from service.dashboard.router import router as dashboard_router
+from service.datasets.router import router as datasets_router
 from service.errors import install_handlers
 from service.events.router import router as events_router
 from service.events.streams import Streams
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)  # first: the router scans in order, and it takes the most
     app.include_router(health.router)
     app.include_router(auth_router)
+    app.include_router(datasets_router)
     app.include_router(catalog_router)
     app.include_router(metrics_router)
     app.include_router(events_router)

@@ -27,6 +27,7 @@ from engine import catalog
 from store.tables import Dataset
 
 INLINE = "inline"
+UPLOADED = catalog.UPLOADED  # a job's data named by an uploaded dataset's id
 _TAG = b"gradlab-dataset-v1"
 _F8 = np.dtype("<f8")
 datasets = cast(Table, Dataset.__table__)
@@ -58,9 +59,23 @@ def reference(X: np.ndarray, y: np.ndarray, sha256: str | None = None) -> dict[s
     }
 
 
+def uploaded_reference(sha256: str, rows: int, features: int, classes: int | None) -> dict:
+    """What a stored spec keeps of ``{"kind": "dataset", "id": …}``: the same reference as
+    inline data's, under the uploaded kind, with the id the user wrote."""
+    return {
+        "kind": UPLOADED,
+        "id": sha256,
+        "sha256": sha256,
+        "rows": rows,
+        "features": features,
+        "classes": classes,
+    }
+
+
 def is_reference(data: dict[str, Any]) -> bool:
-    """Whether a stored spec's ``data`` refers to stored arrays (rather than a generator)."""
-    return data.get("kind") == INLINE and "sha256" in data
+    """Whether a stored spec's ``data`` refers to stored arrays (inline or uploaded) rather
+    than a generator's options."""
+    return data.get("kind") in (INLINE, UPLOADED) and "sha256" in data
 
 
 def pack(X: np.ndarray, y: np.ndarray) -> bytes:
@@ -83,22 +98,31 @@ def _insert(dialect: str) -> Any:
 
 
 def put(
-    conn: Connection | Session, X: np.ndarray, y: np.ndarray, ref: dict[str, Any] | None = None
+    conn: Connection | Session,
+    X: np.ndarray,
+    y: np.ndarray,
+    ref: dict[str, Any] | None = None,
+    *,
+    kind: str = INLINE,
+    owner: str | None = None,
 ) -> dict[str, Any]:
-    """Store inline arrays unless a row with their hash exists; their :func:`reference`."""
+    """Store arrays (inline, or ``kind`` "upload") unless a row with their hash exists; their
+    :func:`reference`. ``owner``: who stored them first (who may see them is
+    ``dataset_uploads``')."""
     ref = ref or reference(X, y)
     exists = select(datasets.c.id).where(datasets.c.id == ref["sha256"])
     if conn.execute(exists).first() is None:  # skip packing (a copy) when it is there
         blob = pack(X, y)
         row = {
             "id": ref["sha256"],
-            "kind": INLINE,
+            "kind": kind,
             "rows": ref["rows"],
             "features": ref["features"],
             "classes": ref["classes"],
             "size_bytes": len(blob),
             "created_at": datetime.now(UTC),
             "arrays": blob,
+            **({"owner": owner} if owner else {}),
         }
         bind = conn.get_bind() if isinstance(conn, Session) else conn
         conn.execute(_insert(bind.dialect.name), row)

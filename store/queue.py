@@ -40,7 +40,7 @@ from store.chunks import Col, chunk_row, extremes, records_block
 from store.db import Database, retry_locked
 from store.lifecycle import Finish
 from store.settings import Settings
-from store.tables import Base, Checkpoint, GradientCheck, MetricChunk
+from store.tables import Base, Checkpoint, GradientCheck, MetricChunk, ParameterPath
 from store.telemetry import CLAIM_DURATION, FLUSH_DURATION, PICKUP, since
 
 CHANNEL = "gradlab_jobs"
@@ -101,6 +101,7 @@ class Listener:
 chunks = cast(Table, MetricChunk.__table__)
 checks = cast(Table, GradientCheck.__table__)
 checkpoints = cast(Table, Checkpoint.__table__)
+paths = cast(Table, ParameterPath.__table__)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class Flush:
     """What one flush writes: points, checks and the checkpoint they lead to."""
 
     chunk: Mapping[str, Any] | None = None
+    path: Mapping[str, Any] | None = None  # the parameters kept (store.paths)
     checks: Sequence[Mapping[str, Any]] = ()
     state: bytes | None = None
     iterations_done: int = 0
@@ -299,6 +301,8 @@ class Queue:
         cancel = self._fence(conn, claim, **values)
         if flush.chunk is not None:
             _upsert(conn, chunks, [flush.chunk], ("job_id", "first_iteration"))
+        if flush.path is not None:
+            _upsert(conn, paths, [flush.path], ("job_id", "first_iteration"))
         if flush.checks:
             _upsert(conn, checks, flush.checks, ("job_id", "iteration", "reference"))
         if flush.state is not None:

@@ -223,8 +223,44 @@ class InlineData(BaseModel):
         return self._reference
 
 
+_SKLEARN = _DATA["sklearn"]
+if TYPE_CHECKING:
+    SklearnName = str
+else:
+    SklearnName = Literal[tuple(catalog.CHOICES["name"])]
+
+
+class SklearnData(BaseModel):
+    """One of scikit-learn's bundled datasets (no network): iris (3 classes), wine (3),
+    breast_cancer (labels 0/1), digits (8×8 images, 10 classes) or diabetes (real targets).
+    Needs scikit-learn on the server (``gradlab[datasets]``)."""
+
+    model_config = _CONFIG
+    kind: Literal["sklearn"]
+    name: SklearnName = Field(_SKLEARN["name"], description="Which dataset.")
+    standardize: bool = Field(
+        _SKLEARN["standardize"], description="Scale each feature to mean 0, standard deviation 1."
+    )
+
+
+DatasetId = Annotated[
+    str, Field(min_length=64, max_length=64, json_schema_extra={"pattern": "^[0-9a-f]{64}$"})
+]
+
+
+class UploadedData(BaseModel):
+    """A dataset uploaded with ``POST /v1/datasets``, by its id (the SHA-256 of its arrays):
+    the job keeps this reference, never a copy of the arrays."""
+
+    model_config = _CONFIG
+    kind: Literal["dataset"]
+    id: Annotated[DatasetId, _matching("[0-9a-f]{64}", "must be 64 lower-case hex digits.")[1]] = (
+        Field(description="The dataset's id, from POST /v1/datasets or GET /v1/datasets.")
+    )
+
+
 DataSpec = Annotated[
-    LineData | BlobsData | SpiralData | InlineData,
+    LineData | BlobsData | SpiralData | SklearnData | InlineData | UploadedData,
     Field(discriminator="kind", description="The training data."),
 ]
 
@@ -388,7 +424,7 @@ def _kinds(*variants: type[BaseModel]) -> frozenset[str]:
 
 UNION_TAGS: dict[str, frozenset[str]] = {
     "model": _kinds(PlainModel, MLP),
-    "data": _kinds(LineData, BlobsData, SpiralData, InlineData),
+    "data": _kinds(LineData, BlobsData, SpiralData, SklearnData, InlineData, UploadedData),
     "optimizer": _kinds(GD, SGD, Newton),
     "init": _kinds(RandomInit, ZerosInit, GivenInit),
 }

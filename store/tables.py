@@ -192,6 +192,40 @@ class Dataset(Base):
     arrays: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class DatasetUpload(Base):
+    """One account's upload of stored arrays (``POST /v1/datasets``): the same content
+    uploaded twice by one account is one row, by two accounts two rows over one ``datasets``
+    row. ``shared`` (an instructor's or admin's) makes it visible to every account."""
+
+    __tablename__ = "dataset_uploads"
+    __table_args__ = (
+        Index("ix_dataset_uploads_owner_created_at", "owner", "created_at"),
+        Index("ix_dataset_uploads_shared", "shared"),
+    )
+
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    owner: Mapped[str] = mapped_column(ForeignKey("users.name"), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    columns: Mapped[list | None] = mapped_column(JSONType)  # a CSV's feature names
+    target: Mapped[str | None] = mapped_column(String(200))  # its target column's name
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ParameterPath(Base):
+    """A job's parameters at iterations ``first_iteration`` … (every k-th, ``store.paths``),
+    written with one flush: ``iterations`` int64 (count,), ``params`` float64 (count, width)."""
+
+    __tablename__ = "parameter_paths"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    first_iteration: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    iterations: Mapped[bytes] = mapped_column(LargeBinary)
+    params: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Attempt(Base):
     """One try of a job by one worker: the audit trail of who ran what and how it ended."""
 

@@ -81,7 +81,8 @@ def pg_url(pg_database: str) -> str:
     with psycopg.connect(pg_database.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute(
             "TRUNCATE submissions, assignments, jobs, sweeps, attempts, metric_chunks, "
-            "gradient_checks, checkpoints, reference_runs, datasets, api_tokens"
+            "gradient_checks, checkpoints, reference_runs, datasets, dataset_uploads, "
+            "parameter_paths, api_tokens"
         )
         conn.execute("DELETE FROM users WHERE name <> %s", (LOCAL_USER,))
     return pg_database

@@ -362,7 +362,9 @@ def test_only_the_api_keeps_the_images_healthz_check(services, ours):
 # --- the Dockerfile -----------------------------------------------------------------------
 
 
-def test_image_is_debian_12_with_its_python_3_11_in_a_venv_and_the_postgres_driver(image):
+def test_image_is_debian_12_with_its_python_3_11_in_a_venv_and_the_postgres_driver_and_the_datasets(
+    image,
+):
     """Debian 12's own python3 (3.11), which tests/test_container.py can bootstrap without a
     registry; gradlab in a venv whose bin comes first on PATH, so ``python`` is the venv's."""
     assert image["base"] in {"debian:bookworm-slim", "debian:bookworm"}, image["base"]
@@ -372,7 +374,7 @@ def test_image_is_debian_12_with_its_python_3_11_in_a_venv_and_the_postgres_driv
     assert len(venvs) == 1, venvs
     path = image_environment(image).get("PATH", "")
     assert path.split(":")[0] == f"{venvs[0]}/bin", f"PATH={path} does not start with the venv"
-    assert any("pip install" in r and ".[postgres]" in r for r in runs), "psycopg is needed"
+    assert any("pip install" in r and ".[postgres,datasets]" in r for r in runs), "psycopg, sklearn"
 
 
 def test_image_runs_as_a_user_other_than_root(image):

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from engine import DivergedError, EngineError, GradientCheck, Trainer, gradient_check
 from engine.taylor import TaylorCheck, model_taylor_test
-from store import datasets
+from store import datasets, paths
 from store.build import build
 from store.chunks import Col, chunk_row, extremes, records_block
 from store.codec import pack_state, unpack_state
@@ -82,6 +82,7 @@ class JobRun:
         self.checks_passed = claim.checks_passed
         self.sandbox: Sandbox | None = None  # a student's job: their code's process
         self.reference_losses: list[float] = []  # ... and the reference loss per record
+        self.path: list[tuple[int, Any]] = []  # (iteration, parameters) kept since the flush
 
     def interrupt_with(self, reason: str) -> None:
         """Ask the loop to stop at its next iteration (thread- and signal-safe)."""
@@ -164,6 +165,8 @@ class JobRun:
         checks: list[dict[str, Any]] = []
         student = trainer.model if isinstance(trainer.model, StudentModel) else None
         flush_at, deadline = trainer.iteration + n_flush, clock() + period
+        size = sum(w.size for w in trainer.params.values())
+        keep = paths.every(self.built.iterations, size)
         try:
             for rec in trainer:
                 i = rec.iteration
@@ -184,6 +187,8 @@ class JobRun:
                 records.append(rec)
                 if student is not None:
                     self.reference_losses.append(student.last_reference)
+                if paths.kept(i, keep, last):  # the parameters loss i was computed at
+                    self.path.append((i, paths.snapshot(trainer.params)))
                 if i == next_check:
                     checks += self._check(i, references, options)
                     next_check = self._next_check(i + 1, every, last)
@@ -265,6 +270,12 @@ class JobRun:
         """Write buffered records and checks with the checkpoint they lead to, in one fenced
         transaction; True when the job has been asked to cancel."""
         flush = Flush(checks=checks, checks_passed=self.checks_passed)
+        if self.path:
+            kept = [p for p in self.path if p[0] <= records[-1].iteration] if records else []
+            if kept:
+                its, values = zip(*kept, strict=True)
+                flush.path = paths.path_row(self.claim.job_id, list(its), list(values))
+            self.path = []
         if records:
             block = records_block(records)
             reference = None

@@ -46,5 +46,15 @@ SEEDS: dict[str, dict[str, Any]] = {
         data={"kind": "blobs", "n_samples": 200, "n_classes": 2, "cluster_std": 2.0,
               "center_box": 2.0},
         optimizer={"kind": "newton"}, l2=0.001, iterations=10),
+    "digits_softmax": _seed(
+        "Softmax regression on scikit-learn's handwritten digits (8×8 images, 10 classes)",
+        name="digits-softmax", model={"kind": "softmax_regression"}, loss="cross_entropy",
+        data={"kind": "sklearn", "name": "digits", "standardize": True},
+        optimizer={**GD, "learning_rate": 0.5}, l2=0.001, iterations=200),
+    "breast_cancer_logistic": _seed(
+        "Logistic regression on scikit-learn's breast cancer data (30 features, labels 0/1)",
+        name="breast-cancer-logistic", model={"kind": "logistic_regression"}, loss="log_loss",
+        data={"kind": "sklearn", "name": "breast_cancer", "standardize": True},
+        optimizer={**GD, "learning_rate": 0.5}, l2=0.001, iterations=300),
 }
 # fmt: on

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.datasets import service as datasets_service
 from service.errors import (
     Conflict,
     InvalidSpec,
@@ -144,6 +145,7 @@ def submit(
     A key the caller used before returns that key's job (keys are each owner's own), counting
     nothing against the quota."""
     owner, role = caller.name, caller.role
+    spec = datasets_service.resolve(session, spec, caller)  # an upload's arrays, by its id
     job = new_job(session, spec, settings, owner)
     if idempotency_key is None:
         check_quota(session, owner, role, 1, settings)

@@ -26,6 +26,8 @@ from store.spec import (
     JobSpec,
     LineData,
     Newton,
+    SklearnData,
+    UploadedData,
     options,
 )
 
@@ -187,6 +189,8 @@ def check_inline(data: InlineData) -> list[Problem]:
 
 def _check_data(spec: JobSpec, settings: Settings) -> list[Problem]:
     data = spec.data
+    if isinstance(data, UploadedData):  # the service puts the stored arrays in its place
+        return [Problem(("data", "id"), f"there is no dataset {data.id!r}.")]
     if isinstance(data, InlineData) and (problems := check_inline(data)):
         return problems
     problems = []
@@ -220,21 +224,24 @@ def _check_labels(spec: JobSpec, loss: str, shape: catalog.DataShape) -> list[Pr
         return []  # real-valued targets: any finite y will do
     head = f"{kind} with {loss}"
     data = spec.data
-    if isinstance(data, LineData):
+    if isinstance(data, LineData | SklearnData) and not shape.labelled:
+        field = "kind" if isinstance(data, LineData) else "name"
         return [
             Problem(
-                ("data", "kind"),
-                f"{head} needs class labels, but the line dataset has real-valued targets; "
-                "use blobs, spiral or inline labels, or a regression loss.",
+                ("data", field),
+                f"{head} needs class labels, but the {getattr(data, 'name', 'line')} dataset has "
+                "real-valued targets; use blobs, spiral, a labelled dataset or inline labels, "
+                "or a regression loss.",
             )
         ]
     if shape.labelled:
         if binary and shape.n_classes != 2:
+            fix = "choose breast_cancer" if isinstance(data, SklearnData) else "set n_classes to 2"
             return [
                 Problem(
-                    ("data", "n_classes"),
+                    ("data", "name" if isinstance(data, SklearnData) else "n_classes"),
                     f"{head} needs labels 0 or 1, but this dataset has {shape.n_classes} classes; "
-                    "set n_classes to 2 or use softmax_regression.",
+                    f"{fix} or use softmax_regression.",
                 )
             ]
         return []

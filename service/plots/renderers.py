@@ -30,7 +30,9 @@ from store.settings import Settings
 RETRY_AFTER = 2  # seconds: a few renders' time
 NICENESS = 10  # how much lower than the API's the renderers' CPU priority is
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["service.plots.render", "service.plots.fit"])
+_CONTEXT.set_forkserver_preload(
+    ["service.plots.render", "service.plots.fit", "service.plots.trajectory"]
+)
 
 
 def _lower_priority() -> None:

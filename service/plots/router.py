@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from service.deps import CallerDep
-from service.errors import ErrorBody
-from service.plots import fit, render, service
+from service.errors import ErrorBody, InvalidSpec
+from service.plots import fit, render, service, trajectory
 from service.plots.renderers import Renderers
 from store.accounts import Caller
 from store.db import Database
@@ -143,6 +143,49 @@ async def fit_plot(request: Request, caller: CallerDep, job_id: str, fmt: Fmt) -
         return fit.chart, (source, service.title(job, f"after {source.iteration} iterations"), fmt)
 
     return await _job_plot(request, caller, job_id, "fit", fmt, read)
+
+
+@router.get(
+    "/v1/jobs/{job_id}/plots/trajectory.{fmt}",
+    responses=_responses(
+        NO_JOB,
+        (409, "The job has recorded no parameters yet."),
+        (422, "A compared job differs in its data or model, or too many."),
+    ),
+    summary="The loss surface as contours, with the parameters' path across it",
+)
+async def trajectory_plot(
+    request: Request,
+    caller: CallerDep,
+    job_id: str,
+    fmt: Fmt,
+    compare: Annotated[
+        str | None,
+        Query(
+            description="More job ids, comma-separated, on the same data and model: their "
+            "paths overlaid on this job's surface."
+        ),
+    ] = None,
+) -> Response:
+    """For a two-parameter problem (one-feature linear or logistic regression) the surface
+    over `w` and `b` and the path of every iteration's parameters, exactly. For larger
+    models the plane through the initial parameters spanned by the direction to the final
+    ones and a seeded random direction orthogonal to it, normalised per layer (Li et al.,
+    2018), with the kept parameters (every k-th iteration, bounded) projected onto it. ● is
+    the start, ★ the last point. 409 for a job with no parameters yet."""
+
+    def read(session: Session, job: Job) -> Drawing:
+        others: list[Job] = []
+        if compare is not None:
+            try:
+                others = service.compared_jobs(session, compare, None, caller)[0]
+            except InvalidSpec as exc:  # said of `ids`, compare.png's name for the list
+                problems = [p._replace(loc=("query:compare",)) for p in exc.problems]
+                raise InvalidSpec(problems) from None
+        land = trajectory.load(session, job, [o for o in others if o.id != job.id])
+        return trajectory.chart, (land, fmt)
+
+    return await _job_plot(request, caller, job_id, "trajectory", fmt, read)
 
 
 @router.get(

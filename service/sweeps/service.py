@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.datasets import service as datasets_service
 from service.errors import InvalidSpec, NotFound, Problem, user_path
 from service.jobs import repository as jobs_repo
 from service.jobs import service as jobs_service
@@ -114,7 +115,9 @@ def create(
 ) -> tuple[Sweep, list[Job]]:
     """Store the sweep and one queued job of ``caller``'s per combination, or nothing: a grid
     that does not fit, or that would take a student past their quota, stores no row."""
-    base_data = request.base.data
+    base = datasets_service.resolve(session, request.base, caller)  # an upload's arrays
+    request = request.model_copy(update={"base": base})
+    base_data = request.base.data  # an upload's arrays by now
     if isinstance(base_data, InlineData) and (problems := check_inline(base_data)):
         # The sweep keeps its base's data by hash and shape, which empty arrays do not have.
         raise InvalidSpec([Problem(("base", *p.loc), p.msg) for p in problems])

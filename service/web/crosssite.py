@@ -12,7 +12,10 @@ POST, PUT, PATCH and DELETE is refused with ``403 cross_site_refused`` when
 * its ``Content-Type`` is one an HTML form or a no-cors fetch may send anywhere:
   ``application/x-www-form-urlencoded``, ``multipart/form-data`` or ``text/plain``. The API
   takes only JSON bodies, so this costs no client anything, and it covers the browsers that
-  send neither header on a form's POST.
+  send neither header on a form's POST. The one exception is ``multipart/form-data`` to
+  ``POST /v1/datasets`` (:data:`UPLOAD_PATHS`), a file upload, which the first two rules
+  still guard: current browsers send ``Origin`` with a form's POST, so only this server's
+  own pages (or a listed origin's) may upload from a browser.
 
 Clients that are not browsers (the CLI, curl, httpx, the tests) send no ``Origin`` and no
 ``Sec-Fetch-*``, so the first two rules never touch them; the dashboard's own requests are
@@ -31,6 +34,8 @@ from service.errors import CrossSiteRefused, json_response
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+UPLOAD_PATHS = frozenset({"/v1/datasets"})
+"""Routes that take a multipart file upload (still under the Origin and Sec-Fetch rules)."""
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -55,7 +60,7 @@ def same_origin(origin: str, host: str) -> bool:
 
 def refusal(
     origin: str | None, fetch_site: str | None, content_type: str | None, host: str,
-    cors_origins: frozenset[str],
+    cors_origins: frozenset[str], path: str = "",
 ) -> str | None:  # fmt: skip
     """Why a state-changing request with these headers is refused; ``None`` if it is not."""
     listed = origin is not None and origin in cors_origins
@@ -71,7 +76,8 @@ def refusal(
             "GRADLAB_CORS_ORIGINS, so a page there may not change anything here."
         )
     media = (content_type or "").partition(";")[0].strip().lower()
-    if media in FORM_TYPES:
+    upload = media == "multipart/form-data" and path in UPLOAD_PATHS
+    if media in FORM_TYPES and not upload:
         return (
             f"Content-Type {media} is one a page on any site may send in a form; the API takes "
             "JSON: send the body as application/json."
@@ -102,7 +108,7 @@ class CrossSite:
                 content_type = value.decode("latin-1")
             elif key == b"host":
                 host = value.decode("latin-1")
-        why = refusal(origin, fetch_site, content_type, host, self.cors_origins)
+        why = refusal(origin, fetch_site, content_type, host, self.cors_origins, scope["path"])
         if why is None:
             await self.app(scope, receive, send)
             return

@@ -127,6 +127,12 @@ def test_submit_from_the_form_and_watch_it_train(server, tab, tmp_path):
             " return i && i.complete && i.naturalWidth > 0; }"
         )
         assert page.is_visible("#fit-plot")
+        page.wait_for_function(  # the path of descent, in Li et al.'s plane for the 2-layer net
+            "() => { const i = document.querySelector('#trajectory-plot');"
+            " return i && i.complete && i.naturalWidth > 0; }",
+            timeout=60_000,
+        )
+        assert page.is_visible("#trajectory-plot")
 
     shot = tmp_path / "job.png"
     page.screenshot(path=str(shot), full_page=True)

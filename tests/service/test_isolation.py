@@ -67,6 +67,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/v1/jobs/{job_id}/plots/loss.{fmt}"): SEEN_BY_STAFF,
     ("GET", "/v1/jobs/{job_id}/plots/fit.{fmt}"): SEEN_BY_STAFF,
     ("GET", "/v1/jobs/{job_id}/plots/gradient-checks.{fmt}"): SEEN_BY_STAFF,
+    ("GET", "/v1/jobs/{job_id}/plots/trajectory.{fmt}"): SEEN_BY_STAFF,
     ("GET", "/v1/plots/compare.{fmt}"): SEEN_BY_STAFF,
     ("GET", "/v1/catalog"): (200, 200, 200, 200),
     ("POST", "/v1/sweeps"): (201, 201, 201, 201),
@@ -91,6 +92,10 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/v1/assignments/{name}/grades"): (403, 403, 200, 200),
     ("GET", "/v1/assignments/{name}/grades/gradescope"): (403, 403, 200, 200),
     ("GET", "/v1/assignments/{name}/insights"): (403, 403, 200, 200),
+    ("POST", "/v1/datasets"): (201, 201, 201, 201),
+    ("GET", "/v1/datasets"): (200, 200, 200, 200),
+    ("GET", "/v1/datasets/{dataset_id}"): SEEN_BY_STAFF,
+    ("DELETE", "/v1/datasets/{dataset_id}"): (204, 404, 204, 204),
 }
 EXTERNAL_ROUTES = {"/v1/jobs/{job_id}/metrics", "/v1/jobs/{job_id}/finish"}
 ASSIGNMENT = {
@@ -104,6 +109,12 @@ ASSIGNMENT = {
 }  # fmt: skip
 ANSWER = {"gradients": GRADIENTS["gradients"], "loss_value": 1.0}
 OPEN = {"/healthz", "/readyz"}  # the only routes a request without a token may call
+
+
+def dataset_file() -> dict[str, Any]:
+    """A CSV upload of fresh random numbers (each upload its own content)."""
+    rows = "\n".join(f"{uuid.uuid4().int % 1000},{i % 2}" for i in range(4))
+    return {"file": ("d.csv", f"x,y\n{rows}\n".encode(), "text/csv")}
 
 
 def routes(app: Any) -> list[tuple[str, str]]:
@@ -130,6 +141,7 @@ class World:
                           headers=lab.headers("alice"))  # fmt: skip
         assert sub.status_code == 201, sub.text
         self.submission = sub.json()["id"]
+        self.dataset = self.upload()
         self.secrets = {
             self.marker,
             self.job,
@@ -137,8 +149,17 @@ class World:
             self.sweep,
             self.external,
             self.submission,
+            self.dataset,
         }
         self.secrets |= {j["id"] for j in sweep.json()["jobs"]}
+
+    def upload(self) -> str:
+        """A dataset of alice's, of numbers no one else uploads."""
+        r = self.client.post(
+            "/v1/datasets", files=dataset_file(), headers=self.lab.headers("alice")
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
 
     def finished_job(self) -> str:
         """A job of alice's trained by a worker: points, checks and parameters."""
@@ -154,8 +175,11 @@ class World:
 
     def request(self, method: str, path: str, fresh: bool) -> dict[str, Any]:
         """The request for a route, on alice's resources (new ones when ``fresh``)."""
-        job = self.job
-        if fresh and method == "DELETE":  # a cancelled job: finished, so it may be deleted
+        job, dataset = self.job, self.dataset
+        if fresh and method == "DELETE" and "{dataset_id}" in path:
+            dataset = self.upload()
+            self.secrets.add(dataset)
+        elif fresh and method == "DELETE":  # a cancelled job: finished, so it may be deleted
             job = self.submit()
             cancel = self.client.post(f"/v1/jobs/{job}/cancel", headers=self.lab.headers("alice"))
             assert cancel.json()["status"] == "cancelled"
@@ -168,6 +192,7 @@ class World:
             self.secrets.add(job)
         params: dict[str, Any] = {}
         body: Any = None
+        files = dataset_file() if (method, path) == ("POST", "/v1/datasets") else None
         name = ""
         if path == "/v1/users/{name}/revoke":
             name = f"s{uuid.uuid4().hex[:10]}"
@@ -196,9 +221,9 @@ class World:
             params["student"] = "alice"
         if path.startswith("/v1/assignments/{name}"):
             name = "hw1"
-        url = path.format(job_id=job, sweep_id=self.sweep, fmt="png", name=name,
-                          submission_id=self.submission)  # fmt: skip
-        return {"method": method, "url": url, "params": params, "json": body}
+        url = path.format(job_id=job, sweep_id=self.sweep, dataset_id=dataset, fmt="png",
+                          name=name, submission_id=self.submission)  # fmt: skip
+        return {"method": method, "url": url, "params": params, "json": body, "files": files}
 
 
 def call(client: TestClient, lab: Lab, caller: str, request: dict[str, Any]) -> Any:
@@ -271,7 +296,7 @@ def test_every_route_by_every_caller(client, lab):
             fake = uuid.uuid4().hex
             if "{submission_id}" in path:
                 real_id = request["url"].split("/")[5]
-            elif "{job_id}" in path or "{sweep_id}" in path:
+            elif "{job_id}" in path or "{sweep_id}" in path or "{dataset_id}" in path:
                 real_id = request["url"].split("/")[3]
             else:
                 real_id = request["params"]["ids"]

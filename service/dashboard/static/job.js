@@ -59,9 +59,10 @@ export async function jobView(root, signal, id) {
   function finish(view) {
     show(view);
     showReference(el.reference, view, signal);
-    el.fit.hidden = view.iterations_done === 0;
+    el.fit.hidden = el.trajectory.hidden = view.iterations_done === 0;
     if (view.iterations_done > 0) {
       showFit(el.fit, `${base}/plots/fit.png?v=${view.iterations_done}`, signal);
+      showFit(el.trajectory, `${base}/plots/trajectory.png?v=${view.iterations_done}`, signal, TRAJECTORY);
       showParameters(el.params, base, signal);
     }
   }
@@ -107,12 +108,14 @@ function layout(job, base, onCancel) {
     log: h("input", { type: "checkbox", id: "log-scale" }),
     fit: h("figure", { id: "fit", class: "fit" }, h("h2", {}, "Fit"),
       h("p", { class: "muted" }, "The final model's fit is drawn when the job finishes.")),
+    trajectory: h("figure", { id: "trajectory", class: "fit", hidden: true }),
     checks: h("tbody"),
     params: h("div", { id: "parameters" }, h("p", { class: "muted" }, "Shown when the job has finished.")),
     reference: h("figure", { id: "reference", class: "fit", hidden: !job.reference }),
   };
   const links = [["loss.png", "/plots/loss.png"], ["loss.svg", "/plots/loss.svg"],
-    ["checks.png", "/plots/gradient-checks.png"], ["metrics.csv", "/metrics?format=csv"], ["json", ""]];
+    ["checks.png", "/plots/gradient-checks.png"], ["trajectory.png", "/plots/trajectory.png"],
+    ["metrics.csv", "/metrics?format=csv"], ["json", ""]];
   const spec = job.spec;
   const sweep = job.sweep_id ? [" · ", h("a", { href: `#/compare?sweep=${job.sweep_id}` }, "its sweep")] : null;
   const checkHeaders = ["iteration", "reference", "tensor", "max rel. error", "rtol", "result", "kinks",
@@ -130,6 +133,7 @@ function layout(job, base, onCancel) {
     el.error,
     h("div", { class: "row" }, section("Loss", el.chart, chartHints(el.log)), el.fit),
     el.reference,
+    h("div", { class: "row" }, el.trajectory),
     section("Gradient checks", table("checks-table", checkHeaders, el.checks)),
     h("div", { class: "row" },
       section("Data", dataSummary(job.data)),
@@ -203,9 +207,15 @@ async function showReference(figure, job, signal) {
       "data-divergence": d ? d.iteration : "" }, `${verdict} (reference run ${view.status})`));
 }
 
-/** The fit plot (fetched with the token); hidden when it does not apply to the job (409) or
- *  is not served (404). */
-async function showFit(figure, path, signal) {
+/** The fit plot, or the trajectory plot (fetched with the token); hidden when it does not
+ *  apply to the job (409) or is not served (404). */
+const FIT = { id: "fit-plot", title: "Fit", alt: "decision regions or fitted line",
+  caption: "the final model on its training data" };
+const TRAJECTORY = { id: "trajectory-plot", title: "The path of descent",
+  alt: "loss surface contours with the parameters' path",
+  caption: "the loss surface and the parameters' path across it (● start, ★ last)" };
+
+async function showFit(figure, path, signal, what = FIT) {
   let src;
   try {
     src = await blobUrl(path, signal);
@@ -213,11 +223,12 @@ async function showFit(figure, path, signal) {
     figure.hidden = true;
     return;
   }
-  const img = h("img", { id: "fit-plot", alt: "decision regions or fitted line", src });
+  const img = h("img", { id: what.id, alt: what.alt, src });
   img.addEventListener("error", () => { figure.hidden = true; });
   signal.addEventListener("abort", () => URL.revokeObjectURL(src));
-  figure.replaceChildren(h("h2", {}, "Fit"), img,
-    h("figcaption", { class: "muted" }, "the final model on its training data"));
+  figure.hidden = false;
+  figure.replaceChildren(h("h2", {}, what.title), img,
+    h("figcaption", { class: "muted" }, what.caption));
 }
 
 /** One row per check and parameter tensor: its worst relative error against the tolerance. */

@@ -74,7 +74,9 @@ async function startingPoints(from, signal) {
   if (!from) return examples;
   const job = await api(`v1/jobs/${from}`, { signal });
   let spec = job.spec;
-  if (job.data.sha256) {  // stored inline data: its arrays back in place of the reference
+  if (spec.data.kind === "dataset") {  // an uploaded dataset: named by its id again
+    spec = { ...spec, data: { kind: "dataset", id: spec.data.id } };
+  } else if (job.data.sha256) {  // stored inline data: its arrays back in place of the reference
     const arrays = await api(job.data.href.replace(/^\//, ""), { signal });
     spec = { ...spec, data: { kind: "inline", X: arrays.X, y: arrays.y } };
   }
