@@ -20,8 +20,9 @@ from typer.testing import CliRunner
 from engine import make_model
 from gradlab.cli import app as cli
 from service.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, run_worker
 from tests.service.lab import Lab, make_lab
+from tests.worker.student_code import SOFTMAX, softmax_with
 
 M, L2 = 60, 0.1
 EXERCISE = {
@@ -344,14 +345,30 @@ def test_bad_input_is_a_4xx_naming_the_field_and_stores_nothing(small):
     assert client.get("/v1/assignments", headers=lab.headers("bob")).json()["assignments"] == []
 
 
-def test_a_code_submission_is_refused_until_the_sandbox_lands(small):
+def test_code_submissions_run_in_the_sandbox_and_are_graded_from_their_checks(small):
     client, lab = small
+    checks = [c for c in CHECKS if c["kind"] != "loss"]  # dW 4, db 2, taylor 2
     body = {**ASSIGNMENT, "name": "code-1", "submit": "code", "per_student_data": False,
-            "checks": [*CHECKS, {"name": "final", "points": 1, "kind": "final_loss"}]}  # fmt: skip
+            "checks": checks}  # fmt: skip
     assert client.post("/v1/assignments", json=body, headers=lab.headers("ian")).status_code == 201
     url = "/v1/assignments/code-1/submissions"
-    r = client.post(
-        url, json={"code": "def loss_and_gradients(...): ..."}, headers=lab.headers("alice")
-    )
-    assert r.status_code == 409 and r.json()["type"] == "not_applicable"
-    assert client.get(url, headers=lab.headers("ian")).json()["submissions"] == []
+    mine = {"alice": SOFTMAX, "bob": softmax_with(average="")}  # bob sums where the mean goes
+    for student, code in mine.items():
+        r = client.post(url, json={"code": code}, headers=lab.headers(student))
+        assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+    r = client.post(url, json={"code": "def loss_and_gradients(:"}, headers=lab.headers("bob"))
+    assert r.status_code == 422  # not Python: refused at once, stored nowhere
+    run_worker(make_settings(lab.url, auth="required"))
+    graded = {}
+    for student in mine:
+        (sub,) = client.get(url, headers=lab.headers(student)).json()["submissions"]
+        graded[student] = sub
+        assert sub["status"] == "graded", sub
+    assert graded["alice"]["score"] == 6.0  # dW and db; the Taylor check shows after the due date
+    (staff,) = client.get(url, params={"student": "alice"}, headers=lab.headers("ian")).json()[
+        "submissions"
+    ]
+    assert staff["score"] == staff["max_score"] == 8.0
+    dw = next(c for c in graded["bob"]["checks"] if c["name"] == "dW")
+    assert graded["bob"]["score"] < 8.0 and dw["passed"] is False
+    assert "too large" in dw["message"], dw  # the not_averaged sentence: m times too large
