@@ -8,12 +8,15 @@ import matplotlib.figure
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 import gradlab
 import migrations as migrate
+from gradlab.cli import app as cli
 from gradlab.client.http import APIError, ServerUnreachable
 from gradlab.notebook import job as job_module
 from gradlab.procs import Server, free_port
+from tests.worker.student_code import SOFTMAX, softmax_with
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +152,21 @@ def test_start_run_logs_a_loop_of_ones_own_as_an_external_run(client):
     job = client.job(run.id)
     assert job.status == "succeeded"
     assert job.metrics()["loss"].tolist() == [1.0 / (i + 1) for i in range(25)]
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_code", "says"),
+    [
+        (SOFTMAX, 0, "dW: matches the solution"),
+        (softmax_with(average=""), 1, "times too large"),  # summed where the mean belongs
+    ],
+)
+def test_gradlab_check_runs_a_file_against_a_seed_exercise(client, tmp_path, code, exit_code, says):
+    path = tmp_path / "my_softmax.py"
+    path.write_text(code)
+    args = ["check", str(path), "--exercise", "spiral_softmax", "--url", client.url]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == exit_code, result.output
+    job = client.job(result.stdout.strip().splitlines()[0])
+    assert job.status in ("succeeded", "failed")
+    assert says in " ".join(result.stderr.split()), result.stderr
