@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import os
-from collections.abc import Iterable, Mapping
+import textwrap
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gradlab.client import http
@@ -79,6 +81,24 @@ class Client:
         """Queue a job: ``client.submit("spiral_softmax", iterations=50,
         optimizer={"learning_rate": 0.5})``."""
         return Job(self, self.api.submit(self.spec(spec_or_example, **overrides)))
+
+    def check(
+        self, function: Callable[..., Any], exercise: str | Mapping[str, Any], **overrides: Any
+    ) -> Job:
+        """Train ``exercise`` with your own ``loss_and_gradients(params, X, y, l2)``: its
+        source (the module it is in, so its imports and helpers come along) runs in the
+        server's sandbox, and the job's checks say, per tensor, whether it matches the
+        solution and what the slip most likely is. ``job.wait()``, then ``job.checks()``."""
+        module = inspect.getmodule(function)
+        try:
+            source = inspect.getsource(module) if module is not None else ""
+            if module is None or module.__name__ == "__main__":  # a notebook: the function alone
+                source = "import numpy as np\n\n" + textwrap.dedent(inspect.getsource(function))
+        except (OSError, TypeError) as exc:
+            raise ValueError(f"cannot read the source of {function!r}: {exc}") from None
+        spec = self.spec(exercise, **overrides)
+        spec["student"] = {"code": source, "function": function.__name__}
+        return Job(self, self.api.submit(spec))
 
     def job(self, job_id: str) -> Job:
         return Job(self, self.api.job(job_id))

@@ -170,3 +170,14 @@ def test_gradlab_check_runs_a_file_against_a_seed_exercise(client, tmp_path, cod
     job = client.job(result.stdout.strip().splitlines()[0])
     assert job.status in ("succeeded", "failed")
     assert says in " ".join(result.stderr.split()), result.stderr
+
+
+def test_check_sends_a_function_objects_module_to_the_sandbox(client, tmp_path, monkeypatch):
+    (tmp_path / "my_grads.py").write_text(softmax_with(average=""))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_grads  # type: ignore[import-not-found]
+
+    job = client.check(my_grads.loss_and_gradients, "spiral_softmax", iterations=5)
+    job.wait(progress=False, timeout=60)
+    solution = next(c for c in job.checks() if c["reference"] == "solution")
+    assert solution["parameters"]["W"]["diagnosis"]["code"] == "not_averaged"
