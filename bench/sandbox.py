@@ -16,7 +16,7 @@ from bench.report import Row, at_most, info
 from engine import make_dataset
 from store.sandboxing import sandbox_mode
 from store.settings import Settings
-from store.status import TERMINAL
+from store.status import TERMINAL, Status
 from worker.sandbox import Sandbox
 
 SOFTMAX = """
@@ -58,7 +58,7 @@ def _job_seconds(http: httpx.Client, spec: dict[str, Any]) -> float:
     job_id = http.post("/v1/jobs", json=spec).json()["id"]
     while (view := http.get(f"/v1/jobs/{job_id}").json())["status"] not in TERMINAL:
         time.sleep(0.02)
-    assert view["status"] == "succeeded", view["error"]
+    assert view["status"] == Status.SUCCEEDED, view["error"]
     return parse_time(view["finished_at"]) - parse_time(view["started_at"])
 
 

@@ -28,6 +28,12 @@ _LIBC = ctypes.CDLL("libc.so.6", use_errno=True) if sys.platform.startswith("lin
 _PR_SET_PDEATHSIG = 1
 
 
+CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""One BLAS thread per job process: the worker processes are the parallelism, and a BLAS
+pool's per-thread buffers, allocated on its first call, would otherwise take a share of
+GRADLAB_JOB_MEMORY_MB large enough that OpenBLAS aborts the process (no MemoryError)."""
+
+
 class JobProcess:
     """One child process for jobs, one job at a time; started again after it was killed."""
 
@@ -62,6 +68,7 @@ class JobProcess:
                 self.command(child_reads, child_writes),
                 pass_fds=(child_reads, child_writes),
                 preexec_fn=self._limits,
+                env={**CHILD_ENV, **os.environ},  # what the environment says first
             )
         finally:
             os.close(child_reads)

@@ -365,7 +365,8 @@ def check(
             console.print(f"stopped waiting; the check goes on (gradlab show {job['id']})")
             raise typer.Exit(INTERRUPTED) from None
         checks = api.checks(job["id"])
-    lines, passed = render.student_verdicts(job, checks)
+        reference = api.reference(job["id"]) if job.get("reference") else None
+    lines, passed = render.student_verdicts(job, checks, reference)
     console.print(render.headline(job))
     for line in lines:
         console.print(line, soft_wrap=True)

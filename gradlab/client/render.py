@@ -142,9 +142,12 @@ def print_outcome(console: Console, job: dict[str, Any], checks: list[dict[str, 
     return 0 if job["status"] == "succeeded" else FAILED
 
 
-def student_verdicts(job: dict[str, Any], checks: list[dict[str, Any]]) -> tuple[list[str], bool]:
+def student_verdicts(
+    job: dict[str, Any], checks: list[dict[str, Any]], reference: dict[str, Any] | None = None
+) -> tuple[list[str], bool]:
     """A student job's verdicts: per tensor, the latest check against the solution and its
-    diagnosis, and whether the code is self-consistent; ``(lines, passed)``."""
+    diagnosis, whether the code is self-consistent, and where its loss leaves the reference
+    run's (``reference``: ``GET /v1/jobs/{id}/reference``); ``(lines, passed)``."""
     from rich.markup import escape
 
     lines, passed = [], job["status"] == "succeeded"
@@ -167,21 +170,23 @@ def student_verdicts(job: dict[str, Any], checks: list[dict[str, Any]]) -> tuple
                 passed = False
                 why = escape(str(diagnosis.get("message") or "it differs from the solution"))
                 lines.append(f"[red]✗ d{escape(name)}:[/red] {why} ({at})")
-    for reference, what in (("numeric", "central differences of your own loss"),
+    for kind, what in (("numeric", "central differences of your own loss"),
                             ("taylor", "the Taylor test of your own loss")):  # fmt: skip
-        check = latest.get(reference)
-        if check is not None and check.get("available", True):
-            mark = "[green]✓[/green]" if check.get("passed") else "[red]✗[/red]"
-            agree = "agrees" if check.get("passed") else "does not agree"
+        last = latest.get(kind)
+        if last is not None and last.get("available", True):
+            mark = "[green]✓[/green]" if last.get("passed") else "[red]✗[/red]"
+            agree = "agrees" if last.get("passed") else "does not agree"
             lines.append(f"{mark} your gradient {agree} with {what}")
-    reference = job.get("reference") or {}
-    divergence = reference.get("first_divergence")
-    if reference.get("job_id"):
-        if divergence is None and reference.get("status") == "succeeded":
-            lines.append("your loss follows the reference run's at every iteration")
-        elif divergence is not None:
+    if reference is not None:
+        divergence = reference.get("first_divergence")
+        if divergence is not None:
             lines.append(
                 f"your loss leaves the reference run's at iteration {divergence['iteration']}"
+            )
+        elif reference.get("compared"):
+            lines.append(
+                f"your loss follows the reference run's on all {reference['compared']} "
+                f"iterations compared (reference run {reference.get('status')})"
             )
     return lines, passed
 

@@ -4,7 +4,7 @@ spec's ``{"kind": "dataset", "id": …}`` into the stored arrays it names."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -14,7 +14,7 @@ from service.errors import Conflict, Forbidden, InvalidSpec, NotFound, Problem
 from store import datasets
 from store.accounts import Caller
 from store.settings import Settings
-from store.spec import InlineData, JobSpec, UploadedData
+from store.spec import ExternalRun, InlineData, JobSpec, UploadedData
 from store.tables import DatasetUpload
 
 UPLOAD = "upload"  # the datasets row's kind for arrays first stored by an upload
@@ -89,11 +89,15 @@ def delete(session: Session, dataset_id: str, caller: Caller) -> None:
     repository.delete_upload(session, upload)
 
 
-def resolve(session: Session, spec: JobSpec, caller: Caller) -> JobSpec:
+Spec = TypeVar("Spec", JobSpec, ExternalRun)
+
+
+def resolve(session: Session, spec: Spec, caller: Caller) -> Spec:
     """``spec`` with an uploaded dataset's stored arrays in place of its id (unchanged for any
-    other data): what validation checks, and what is stored as a reference to them. A
-    dataset the caller may not see is a 422 on ``data.id``, as one that does not exist."""
-    data = spec.data
+    other data, and for an external run without a recipe, which has none): what validation
+    checks, and what is stored as a reference to them. A dataset the caller may not see is a
+    422 on ``data.id``, as one that does not exist."""
+    data = getattr(spec, "data", None)
     if not isinstance(data, UploadedData):
         return spec
     row = repository.get_upload(session, data.id, caller)

@@ -22,6 +22,7 @@ from tests.service.helpers import LINE, submit
 UNKNOWN = "0123456789abcdef"
 STREAMS = ("/events",)  # a known job's stream would stay open: use an unknown id there
 SQL_PARAMS = {"job_id", "sweep_id", "tag", "name", "cursor", "start", "end", "ids", "sweep"}
+SQL_PARAMS |= {"submission_id", "dataset_id", "student"}
 
 
 class Prober:
@@ -43,7 +44,8 @@ class Prober:
         return out
 
     def send(self, target: Target, value: Any) -> Any:
-        defaults = {"job_id": self.job_id, "sweep_id": UNKNOWN, "fmt": "png"}
+        defaults = {"job_id": self.job_id, "fmt": "png"}
+        defaults |= {k: UNKNOWN for k in ("sweep_id", "name", "submission_id", "dataset_id")}
         if target.method != "get" or target.path.endswith(STREAMS):
             defaults["job_id"] = UNKNOWN  # never cancel or delete the shared job
         path_values = dict(defaults)

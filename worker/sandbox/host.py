@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 
 from store.settings import Settings
+from worker.process import CHILD_ENV
 
 GUEST = (Path(__file__).with_name("guest.py")).read_text()
 HEADER = struct.Struct("<cxxxI")
 SANDBOX_NUMPY = "/opt/numpy"  # where NumPy is mounted in the sandbox
-_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_ENV = CHILD_ENV  # the sandbox's whole environment: one BLAS thread, nothing else
 PRINTED_IN_ERROR = 2000  # characters of the student's output a job's error shows
 _KILLED_BY_CPU = {signal.SIGXCPU, signal.SIGKILL}
 
