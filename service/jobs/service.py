@@ -232,7 +232,9 @@ def data(session: Session, job_id: str, caller: Caller) -> dict[str, Any]:
     """The arrays a job trains on, ``{"X": (m, n), "y": (m,)}``. Generated datasets (line,
     blobs, spiral) are not stored, only their seeded options: 409 saying how to make them."""
     job = get(session, job_id, caller)
-    spec_data = job.spec["data"]
+    spec_data = job.spec.get("data")
+    if spec_data is None:
+        raise NotApplicable(f"Job {job_id} is an external run without a recipe: it has no data.")
     if not is_reference(spec_data):
         raise NotApplicable(
             f"Job {job_id} trains on the generated {spec_data['kind']} dataset, which is not "

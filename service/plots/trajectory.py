@@ -70,6 +70,11 @@ def _path(session: Session, job: Job) -> Path:
 def load(session: Session, job: Job, others: Sequence[Job] = ()) -> Landscape:
     """The job's model, data and path, and the paths of ``others`` to overlay (each on the
     same data and model, or a 422 naming ``compare``)."""
+    if "model" not in job.spec:
+        raise NotApplicable(
+            f"Job {job.id} is an external run without a recipe: there is no model, so no loss "
+            "surface to draw its path on."
+        )
     for other in others:
         differs = [key for key in _SAME if other.spec.get(key) != job.spec.get(key)]
         if differs:

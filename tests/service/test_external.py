@@ -283,3 +283,12 @@ def test_one_reference_run_per_recipe_also_under_concurrent_submissions(db_url):
             jobs_service.get(session, refs.pop() or "", students[0])
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_run_without_a_recipe_has_no_data_and_no_surface_to_draw(client):
+    """Found by schemathesis: these were 500s."""
+    run = new_run(client)
+    for path in ("data", "plots/trajectory.png"):
+        r = client.get(f"/v1/jobs/{run['id']}/{path}")
+        assert r.status_code == 409 and r.json()["type"] == "not_applicable", (path, r.text)
