@@ -4,7 +4,7 @@ spec's ``{"kind": "dataset", "id": …}`` into the stored arrays it names."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from sqlalchemy.orm import Session
 
@@ -89,7 +89,7 @@ def delete(session: Session, dataset_id: str, caller: Caller) -> None:
     repository.delete_upload(session, upload)
 
 
-Spec = TypeVar("Spec", JobSpec, ExternalRun)
+Spec = TypeVar("Spec", bound=JobSpec | ExternalRun)
 
 
 def resolve(session: Session, spec: Spec, caller: Caller) -> Spec:
@@ -108,4 +108,4 @@ def resolve(session: Session, spec: Spec, caller: Caller) -> Spec:
     # The stored arrays as validation leaves inline ones: float64 NumPy, not lists.
     inline = InlineData.model_construct(kind="inline", X=X, y=y)  # type: ignore[arg-type]
     inline._reference = datasets.uploaded_reference(data.id, row.rows, row.features, row.classes)
-    return spec.model_copy(update={"data": inline})
+    return cast(Spec, spec.model_copy(update={"data": inline}))  # the same class as spec
