@@ -302,7 +302,10 @@ def test_the_compose_topology_runs_jobs_against_postgresql(podman, image, databa
     def start(service_name: str, argv: list[str], replica: int = 1) -> str:
         name = f"gradlab-test-{run_id}-{service_name}-{replica}"
         service = ours[service_name]
-        podman("run", "--detach", "--name", name, *run_options(service, env(service)), image, *argv)
+        values = env(service)
+        if "GRADLAB_WORKER_METRICS_PORT" in values:  # each replica its own network in compose;
+            values["GRADLAB_WORKER_METRICS_PORT"] = str(free_port())  # here they share the host's
+        podman("run", "--detach", "--name", name, *run_options(service, values), image, *argv)
         names.append(name)
         return name
 
