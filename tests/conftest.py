@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -50,9 +51,10 @@ def _admin_connect():
     return psycopg.connect(plain, autocommit=True, connect_timeout=3)
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for the session, migrated to head, dropped at the end."""
+@contextmanager
+def empty_pg_database(prefix: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database named ``prefix_…``, dropped after; skipped (failed
+    in CI) when the server is unreachable."""
     try:
         admin = _admin_connect()
     except Exception as exc:
@@ -60,16 +62,21 @@ def pg_database() -> Iterator[str]:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-    name = f"gradlab_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = PG_ADMIN_URL.rpartition("/")
-    url = f"{base}/{name}"
     try:
-        migrate.upgrade(url)
-        yield url
+        yield f"{PG_ADMIN_URL.rpartition('/')[0]}/{name}"
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session, migrated to head, dropped at the end."""
+    with empty_pg_database("gradlab_test") as url:
+        migrate.upgrade(url)
+        yield url
 
 
 @pytest.fixture

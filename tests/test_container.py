@@ -33,7 +33,7 @@ import yaml
 import migrations
 from gradlab.procs import free_port, wait_for
 from service.jobs.examples import SEEDS
-from tests.conftest import IN_CI, PG_ADMIN_URL, PG_HOW, _admin_connect
+from tests.conftest import IN_CI, empty_pg_database
 from tests.test_compose import (
     COMPOSE_FILE,
     DOCKERFILE,
@@ -223,20 +223,8 @@ def image(podman: Podman) -> str:
 @pytest.fixture
 def database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database (the containers migrate it), dropped after."""
-    try:
-        admin = _admin_connect()
-    except Exception as exc:
-        message = PG_HOW.format(url=PG_ADMIN_URL, error=exc)
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    name = f"gradlab_container_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN_URL.rpartition('/')[0]}/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with empty_pg_database("gradlab_container") as url:
+        yield url
 
 
 # --- the tests --------------------------------------------------------------------------
