@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     sandbox_open_files: int = Field(
         32, ge=8, description="Files the student's process may hold open at once."
     )
+    sandbox_spare: bool = Field(
+        True,
+        description="After a student job, each job process starts the next job's sandbox "
+        "(NumPy imported, waiting) so that job does not wait for it.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="How long SQLite waits for a lock before giving up."
     )

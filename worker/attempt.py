@@ -71,10 +71,13 @@ class Attempt:
             raise
 
     def _run(self) -> Outcome:
-        settings = self.settings.model_dump(mode="json", exclude={"database_url"})
         self.child.start()
         self.child.send(
-            {"type": "job", "claim": protocol.claim_to_wire(self.claim), "settings": settings}
+            {
+                "type": "job",
+                "claim": protocol.claim_to_wire(self.claim),
+                "settings": protocol.settings_to_wire(self.settings),
+            }
         )
         clock = time.monotonic
         deadline = clock() + self.settings.job_timeout_seconds

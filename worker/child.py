@@ -2,7 +2,9 @@
 :class:`worker.process.JobProcess` with its limits already set.
 
 It takes one job at a time from the worker — a claim and the loop's settings — trains it
-with :class:`~worker.runner.JobRun`, and sends every flush back over the pipe for the worker
+with :class:`~worker.runner.JobRun` (keeping the next student job's sandbox started ahead, in
+its :class:`~worker.sandbox.Spare`: from a ``warm`` message at a worker's start, and after
+each student job), and sends every flush back over the pipe for the worker
 to write: the child holds no database connection and no claim. The worker's reply to each
 flush but the attempt's last says whether the job was asked to cancel, whether the claim is
 lost, and why the loop should stop (shutdown, time limit). SIGINT and SIGTERM are ignored:
@@ -19,10 +21,12 @@ from typing import Any
 
 from store.lifecycle import Finish, LostClaim
 from store.queue import Claim, Flush
+from store.sandboxing import sandbox_mode
 from store.settings import Settings
 from store.status import Outcome
 from worker import protocol
 from worker.runner import JobRun
+from worker.sandbox import Spare
 
 MEMORY_EXIT = 86
 """The child's exit status when it ran out of memory outside a job's loop."""
@@ -64,22 +68,30 @@ def serve(read_fd: int, write_fd: int) -> int:
     sink = PipeSink(read_fd, write_fd)
     settings: Settings | None = None
     seen: dict[str, Any] = {}
-    while True:
-        try:
-            message = protocol.read(read_fd)
-        except protocol.ChannelClosed:
-            return 0
-        if message["type"] != "job":
-            return 0
-        if message["settings"] != seen:  # the same for the worker's life: parse them once
-            seen, settings = message["settings"], Settings(**message["settings"])
-        assert settings is not None
-        run = JobRun(sink, protocol.claim_from_wire(message["claim"]), settings)
-        sink.run = run
-        outcome = run.run()
-        sink.run = None
-        if outcome == Outcome.LOST:  # else its last flush ended the attempt: nothing to add
-            protocol.write(write_fd, {"type": "done", "outcome": str(outcome)})
+    spare = Spare()
+    try:
+        while True:
+            try:
+                message = protocol.read(read_fd)
+            except protocol.ChannelClosed:
+                return 0
+            if message["type"] not in ("job", "warm"):
+                return 0
+            if message["settings"] != seen:  # the same for the worker's life: parse them once
+                seen, settings = message["settings"], Settings(**message["settings"])
+            assert settings is not None
+            if message["type"] == "warm":  # a worker's start: its first student job's sandbox
+                spare.refill(settings, sandbox_mode(settings).kind)
+                continue
+            run = JobRun(sink, protocol.claim_from_wire(message["claim"]), settings, spare)
+            sink.run = run
+            outcome = run.run()
+            sink.run = None
+            if outcome == Outcome.LOST:  # else its last flush ended the attempt
+                protocol.write(write_fd, {"type": "done", "outcome": str(outcome)})
+            spare.refill(settings, run.sandbox_mode)  # after a student job: the next's
+    finally:
+        spare.close()
 
 
 def main() -> int:

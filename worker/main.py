@@ -24,6 +24,7 @@ from store.queue import Claim, Flush, Listener, Queue
 from store.sandboxing import sandbox_mode
 from store.settings import Settings
 from store.telemetry import JOB_DURATION
+from worker import protocol
 from worker.attempt import Attempt
 from worker.process import JobProcess
 
@@ -86,6 +87,10 @@ class Worker:
         try:
             if not self.burst:  # be ready before the first job arrives
                 self.child.start()
+                if mode.kind is not None and self.settings.sandbox_spare:
+                    self.child.send(
+                        {"type": "warm", "settings": protocol.settings_to_wire(self.settings)}
+                    )
             while not self.stopping:
                 try:
                     worked = self.run_once()

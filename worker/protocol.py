@@ -6,8 +6,9 @@ body — and the body, the byte strings back to back (chunk series, checkpoints:
 as bytes). No pickle in either direction: the child will run in a sandbox, and nothing it
 sends may run code in the worker.
 
-The worker sends ``job`` (a claim and the loop's settings) and, to each ``flush`` that does
-not end the attempt, a ``reply``; the child sends ``flush`` (a :class:`~store.queue.Flush`,
+The worker sends ``job`` (a claim and the loop's settings), ``warm`` (the settings alone, at
+its start: start a sandbox for the first student job) and, to each ``flush`` that does not
+end the attempt, a ``reply``; the child sends ``flush`` (a :class:`~store.queue.Flush`,
 with the attempt's :class:`~store.lifecycle.Finish` when it ends it) and ``done`` when the
 attempt ended without one (its claim was lost). A finishing flush has no reply: the child
 has nothing left to learn about that job, and waits for the next ``job``, which the worker
@@ -24,6 +25,7 @@ from typing import Any
 
 from store.lifecycle import Finish
 from store.queue import Claim, Flush
+from store.settings import Settings
 from store.status import Outcome, Status
 
 _LENGTHS = struct.Struct("<II")
@@ -108,6 +110,11 @@ def write(fd: int, message: dict[str, Any]) -> None:
 def _fields(obj: Any) -> dict[str, Any]:
     """A dataclass's fields, one level deep (``asdict`` deep-copies every nested value)."""
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def settings_to_wire(settings: Settings) -> dict[str, Any]:
+    """The settings a job process needs (it never connects to the database)."""
+    return settings.model_dump(mode="json", exclude={"database_url"})
 
 
 def claim_to_wire(claim: Claim) -> dict[str, Any]:

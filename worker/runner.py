@@ -32,7 +32,7 @@ from store.queue import Claim, Flush
 from store.sandboxing import sandbox_mode
 from store.settings import Settings
 from store.spec import GradientCheckSpec, JobSpec
-from worker.sandbox import Sandbox, StudentError
+from worker.sandbox import Sandbox, Spare, StudentError
 from worker.student import StudentModel, student_checks
 
 log = logging.getLogger("gradlab.worker")
@@ -71,8 +71,10 @@ def time_limit(settings: Settings) -> dict[str, Any]:
 class JobRun:
     """One attempt at one job."""
 
-    def __init__(self, queue: Sink, claim: Claim, settings: Settings) -> None:
-        self.queue, self.claim, self.settings = queue, claim, settings
+    def __init__(
+        self, queue: Sink, claim: Claim, settings: Settings, spare: Spare | None = None
+    ) -> None:
+        self.queue, self.claim, self.settings, self.spare = queue, claim, settings, spare
         # Why the loop must stop at the next iteration: "stop" (the worker is shutting
         # down), "time" (the attempt is past its time limit), "cancel" (the user asked) or
         # "lost" (another worker took the job over).
@@ -81,6 +83,7 @@ class JobRun:
         self.best_iteration = claim.best_iteration
         self.checks_passed = claim.checks_passed
         self.sandbox: Sandbox | None = None  # a student's job: their code's process
+        self.sandbox_mode: str | None = None  # ... and the kind of sandbox it ran in
         self.reference_losses: list[float] = []  # ... and the reference loss per record
         self.path: list[tuple[int, Any]] = []  # (iteration, parameters) kept since the flush
 
@@ -133,6 +136,7 @@ class JobRun:
         mode = sandbox_mode(self.settings)
         if mode.kind is None:
             return {"type": "sandbox_unavailable", "message": f"No sandbox: {mode.reason}."}
+        self.sandbox_mode = mode.kind
         model = self.built.model
         try:
             self.sandbox = Sandbox(
@@ -144,6 +148,7 @@ class JobRun:
                 trainer.X,
                 trainer.y,
                 self.built.l2,
+                self.spare,
             )
         except StudentError as exc:
             return exc.to_error()

@@ -13,7 +13,7 @@ import pytest
 from store.sandboxing import bwrap_works
 from store.settings import Settings
 from tests.worker.student_code import SOFTMAX, with_body
-from worker.sandbox import Sandbox, StudentError
+from worker.sandbox import Sandbox, Spare, StudentError
 
 pytestmark = pytest.mark.skipif(
     bwrap_works() is not None and not os.environ.get("CI"), reason=f"no bwrap: {bwrap_works()}"
@@ -127,3 +127,47 @@ def test_a_plain_subprocess_keeps_the_limits_and_hides_gradlab():
     error = outcome("import os\nraise RuntimeError(sorted(os.environ))", "subprocess")
     assert "OPENBLAS_NUM_THREADS" in error.message
     assert "GRADLAB" not in error.message and "PATH" not in error.message
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "subprocess"])
+def test_a_spare_is_used_once_and_a_dead_or_mismatched_one_is_replaced(mode):
+    spare = Spare()
+    spare.refill(SETTINGS, mode)
+    ready = spare.guest
+    assert ready is not None and ready.alive
+    box = Sandbox(SETTINGS, mode, SOFTMAX, "loss_and_gradients", SHAPES, X, Y, 1e-3, spare)
+    with box:
+        assert box.proc is ready.proc and spare.guest is None  # taken, never handed out again
+        assert box.call(PARAMS)[0] == pytest.approx(np.log(3), rel=1e-3)
+    assert not ready.alive
+
+    spare.refill(SETTINGS, mode)
+    dead = spare.guest
+    assert dead is not None
+    os.killpg(dead.proc.pid, 9)
+    dead.proc.wait(timeout=5)
+    other = Settings(database_url=SETTINGS.database_url, sandbox_call_seconds=3)
+    for settings in (SETTINGS, other):  # dead, then made under other settings: a new one
+        with Sandbox(settings, mode, SOFTMAX, "loss_and_gradients", SHAPES, X, Y, 0.0, spare) as b:
+            assert b.proc is not dead.proc and b.call(PARAMS)[1] is not None
+        spare.refill(SETTINGS, mode)
+    spare.close()
+    assert spare.guest is None
+
+
+def test_a_spare_is_off_with_the_setting_and_without_a_sandbox():
+    spare = Spare()
+    spare.refill(Settings(database_url=SETTINGS.database_url, sandbox_spare=False), "bwrap")
+    spare.refill(SETTINGS, None)
+    assert spare.guest is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to pin")
+def test_caller_and_student_process_share_one_cpu_and_the_caller_gets_its_cpus_back():
+    before = os.sched_getaffinity(0)
+    with sandbox(SOFTMAX) as box:
+        mine = os.sched_getaffinity(0)
+        assert len(mine) == 1 and mine <= before
+        assert os.sched_getaffinity(box.proc.pid) == mine  # bwrap, and the guest it starts
+        box.call(PARAMS)
+    assert os.sched_getaffinity(0) == before

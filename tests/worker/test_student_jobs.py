@@ -5,6 +5,7 @@ right ``error.type`` and the next job succeeds; and student code fails closed.""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -205,3 +206,22 @@ def test_without_a_sandbox_auth_required_refuses_student_code(db_url):
     with TestClient(create_app(make_settings(db_url)), base_url="http://localhost") as c:
         job = c.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "failed" and job["error"]["type"] == "sandbox_unavailable"
+
+
+def test_a_worker_starts_its_first_student_jobs_sandbox_as_it_starts(db_url):
+    """``gradlab worker`` warms its job process: a sandbox (bwrap, NumPy imported) waits for
+    the first student job before any job arrives, so that job does not wait for it."""
+    from gradlab.procs import children, start_worker, stop_all, wait_for
+
+    worker = start_worker(db_url)
+    try:
+
+        def waiting_sandbox() -> bool:
+            for child in children(worker.pid):
+                if any(os.path.basename(argv[0]) == "bwrap" for argv in children(child).values()):
+                    return True
+            return False
+
+        wait_for(waiting_sandbox, timeout=60, interval=0.1, what="a spare sandbox")
+    finally:
+        stop_all([worker])

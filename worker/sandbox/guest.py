@@ -5,10 +5,13 @@ It is never imported by gradlab: :mod:`worker.sandbox.host` passes this file's t
 fd 1 takes replies; both are moved out of the way first, so that what the student prints
 goes to fd 2 (the worker's capped capture file) and never into the protocol.
 
+It imports NumPy (from the directory its one argument names) before it reads anything, so
+a worker can start one ahead of the job it will serve and have it waiting.
+
 Protocol (little-endian, no JSON per call):
 
 - setup, once: u32 length + JSON ``{code, function, names, shapes, l2, X: [shape, dtype],
-  y: [shape, dtype], numpy_path}`` then X's and y's raw bytes. Reply ``R`` (ready) or an error.
+  y: [shape, dtype], processes}`` then X's and y's raw bytes. Reply ``R`` (ready) or an error.
 - a call: 8 bytes, ``G`` (loss and gradients) or ``L`` (loss only) padded with zeros, then
   every parameter's float64 bytes back to back, in ``names`` order (8-byte aligned).
 - a reply: 8 bytes, the status and a u32 length (``<cxxxI``), then for ``O`` the f64 loss
@@ -180,10 +183,11 @@ def forbid_new_processes() -> bool:
 
 
 def main() -> None:
+    sys.path[:] = [p for p in sys.path if p] + [sys.argv[1]]
+    import numpy as np
+
     (length,) = struct.unpack("<I", read_exactly(4))
     setup = json.loads(bytes(read_exactly(length)))
-    sys.path[:] = [p for p in sys.path if p] + [setup["numpy_path"]]
-    import numpy as np
 
     arrays = {}
     for key in ("X", "y"):

@@ -1,18 +1,20 @@
 """The worker's side of the sandbox: start the student's process, hand parameters in, take
 ``(loss, grads)`` out, and turn every way it can go wrong into a job error.
 
-One :class:`Sandbox` per job, started by the job's child process: the guest
-(:mod:`worker.sandbox.guest`, stdlib + NumPy only) gets X, y and l2 once, execs the code once,
-then answers calls over two pipes with raw float64 bytes. The limits are rlimits set between
-fork and exec (address space, CPU seconds, file size — which caps what it prints — open
-files) and, in the guest before the student's code runs, processes; the wall clock of each
-call is enforced here, by killing it. Under bubblewrap it also has no network, no
+One :class:`Sandbox` per job, in the job's child process, on a :class:`Guest` process of its
+own — which that process may have started ahead (its :class:`Spare`): the guest
+(:mod:`worker.sandbox.guest`, stdlib + NumPy only) imports NumPy, gets X, y and l2 once, execs
+the code once, then answers calls over two pipes with raw float64 bytes. The limits are
+rlimits set between fork and exec (address space, CPU seconds, file size — which caps what
+it prints — open files) and, in the guest before the student's code runs, processes; the wall
+clock of each call is enforced here, by killing it. Under bubblewrap it also has no network, no
 environment, and sees only the Python runtime and NumPy, read-only, and a private /tmp.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -39,6 +41,24 @@ SANDBOX_NUMPY = "/opt/numpy"  # where NumPy is mounted in the sandbox
 _ENV = CHILD_ENV  # the sandbox's whole environment: one BLAS thread, nothing else
 PRINTED_IN_ERROR = 2000  # characters of the student's output a job's error shows
 _KILLED_BY_CPU = {signal.SIGXCPU, signal.SIGKILL}
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def pin_to_one_cpu() -> set[int] | None:
+    """Keep this process on the CPU it runs on now; the CPUs it could use before (to give
+    back with :func:`os.sched_setaffinity`), or None when nothing was changed.
+
+    The worker and the student's process take turns, never run at once: a call is a write,
+    a wait and a read. On one CPU that hand-over is a direct switch (~5 µs here); across two
+    it is a wake-up of an idle CPU each way (~70 µs on these VMs, most of a call's cost)."""
+    if _LIBC is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    before = os.sched_getaffinity(0)
+    cpu = _LIBC.sched_getcpu()
+    if len(before) < 2 or cpu not in before:
+        return None
+    os.sched_setaffinity(0, {cpu})
+    return before
 
 
 class StudentError(Exception):
@@ -96,62 +116,25 @@ def bwrap_command(python: str, guest_args: Sequence[str], tmp_bytes: int) -> lis
     return [*cmd, exe, *guest_args]
 
 
-class Sandbox:
-    """The student's function ``function`` from ``code``, running in its own process.
+class Guest:
+    """A started sandbox process, NumPy imported, waiting for the code it will run.
 
-    names, shapes: the model's parameters in order; X, y, l2: the job's data, sent once.
-    ``mode`` is "bwrap" or "subprocess" (:func:`store.sandboxing.sandbox_mode`). Raises
-    :class:`StudentError` when the code cannot be loaded.
-    """
+    A worker may start one before it has a job for it (:class:`Spare`): what a job then
+    waits for is only its own code's loading. Each is used by one job, then killed.
+    ``mode`` is "bwrap" or "subprocess" (:func:`store.sandboxing.sandbox_mode`)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        mode: str,
-        code: str,
-        function: str,
-        shapes: Mapping[str, tuple[int, ...]],
-        X: np.ndarray,
-        y: np.ndarray,
-        l2: float,
-    ) -> None:
-        self.settings, self.X, self.y = settings, X, y
-        self.names = list(shapes)
-        self.shapes = {n: tuple(s) for n, s in shapes.items()}
-        self.sizes = [int(np.prod(s)) for s in self.shapes.values()]
-        self.total = sum(self.sizes)
-        self.calls = 0
-        self._request = np.zeros(1 + self.total)
-        self._reply = bytearray(16 + 8 * self.total)
-        self._output = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+    def __init__(self, settings: Settings, mode: str) -> None:
+        self.settings, self.mode = settings, mode
+        self.output_file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close)
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
-        self.proc = self._start(mode)
+        self.to_fd = self.from_fd = -1
+        before = pin_to_one_cpu()  # the guest inherits it: it and its caller share a CPU
+        self.cpus = os.sched_getaffinity(0) if before is not None else None
         try:
-            setup = {
-                "code": code,
-                "function": function,
-                "names": self.names,
-                "shapes": [list(s) for s in self.shapes.values()],
-                "l2": float(l2),
-                "X": [list(X.shape), X.dtype.str],
-                "y": [list(y.shape), y.dtype.str],
-                "numpy_path": self._numpy_path,
-                "processes": settings.sandbox_processes,
-            }
-            body = json.dumps(setup).encode()
-            self._send(
-                struct.pack("<I", len(body)) + body,
-                np.ascontiguousarray(X).tobytes(),
-                np.ascontiguousarray(y).tobytes(),
-            )
-            status, _ = self._header(time.monotonic() + settings.sandbox_start_seconds, "start")
-            if status != b"R":
-                raise self._protocol_error()
-        except BaseException:
-            self.close()
-            raise
-
-    # --- the process ------------------------------------------------------------------------
+            self.proc = self._start()
+        finally:
+            if before is not None:
+                os.sched_setaffinity(0, before)
 
     def _limits(self) -> None:
         """Runs between fork and exec: the rlimits the student's process lives under."""
@@ -167,12 +150,12 @@ class Sandbox:
             resource.setrlimit(limit, value)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the cap a write fails, quietly
 
-    def _start(self, mode: str) -> subprocess.Popen[bytes]:
-        args = ["-I", "-S", "-c", GUEST]
+    def _start(self) -> subprocess.Popen[bytes]:
         env: dict[str, str] | None
-        if mode == "bwrap":
+        if self.mode == "bwrap":
+            args = ["-I", "-S", "-c", GUEST, SANDBOX_NUMPY]
             cmd = bwrap_command(sys.executable, args, 4 * self.settings.sandbox_output_bytes)
-            self._numpy_path, env, cwd = SANDBOX_NUMPY, {}, None
+            env, cwd = {}, None
         else:  # a plain process: NumPy on its path without the venv's other packages
             self._workdir = tempfile.TemporaryDirectory(prefix="gradlab-student-")
             view = Path(self._workdir.name, "site")
@@ -181,8 +164,8 @@ class Sandbox:
             (view / "numpy").symlink_to(numpy_root)
             if numpy_libs is not None:
                 (view / "numpy.libs").symlink_to(numpy_libs)
-            cmd = [os.path.realpath(sys.executable), *args]
-            self._numpy_path, env, cwd = str(view), dict(_ENV), self._workdir.name
+            cmd = [os.path.realpath(sys.executable), "-I", "-S", "-c", GUEST, str(view)]
+            env, cwd = dict(_ENV), self._workdir.name
         guest_reads, to_guest = os.pipe()
         from_guest, guest_writes = os.pipe()
         try:
@@ -190,17 +173,135 @@ class Sandbox:
                 cmd,
                 stdin=guest_reads,
                 stdout=guest_writes,
-                stderr=self._output.fileno(),
+                stderr=self.output_file.fileno(),
                 env=env,
                 cwd=cwd,
                 preexec_fn=self._limits,
                 start_new_session=True,
             )
+        except BaseException:
+            for fd in (to_guest, from_guest):
+                os.close(fd)
+            raise
         finally:
             os.close(guest_reads)
             os.close(guest_writes)
-        self._to, self._from = to_guest, from_guest
+        self.to_fd, self.from_fd = to_guest, from_guest
         return proc
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        """Kill it (it keeps no state worth a goodbye) and let go of its pipes and files."""
+        proc = getattr(self, "proc", None)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        for name in ("to_fd", "from_fd"):
+            fd = getattr(self, name, -1)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, name, -1)
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+        self.output_file.close()
+
+
+class Spare:
+    """The one :class:`Guest` a job process keeps started for its next student job.
+
+    Started only once the process has run a student job (a worker that never sees student
+    code never starts one), and again after each, when ``GRADLAB_SANDBOX_SPARE`` is on."""
+
+    def __init__(self) -> None:
+        self.guest: Guest | None = None
+
+    def take(self, settings: Settings, mode: str) -> Guest:
+        """The spare if it is alive and fits ``settings`` and ``mode``, else a new guest."""
+        guest, self.guest = self.guest, None
+        if guest is not None and guest.alive and (guest.settings, guest.mode) == (settings, mode):
+            return guest
+        if guest is not None:
+            guest.close()
+        return Guest(settings, mode)
+
+    def refill(self, settings: Settings, mode: str | None) -> None:
+        if self.guest is None and mode is not None and settings.sandbox_spare:
+            self.guest = Guest(settings, mode)
+
+    def close(self) -> None:
+        if self.guest is not None:
+            self.guest.close()
+            self.guest = None
+
+
+class Sandbox:
+    """The student's function ``function`` from ``code``, running in its own process.
+
+    names, shapes: the model's parameters in order; X, y, l2: the job's data, sent once.
+    ``mode`` is "bwrap" or "subprocess" (:func:`store.sandboxing.sandbox_mode`); ``spare``,
+    where the process may come from ready-started. Raises :class:`StudentError` when the
+    code cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        mode: str,
+        code: str,
+        function: str,
+        shapes: Mapping[str, tuple[int, ...]],
+        X: np.ndarray,
+        y: np.ndarray,
+        l2: float,
+        spare: Spare | None = None,
+    ) -> None:
+        self.settings, self.X, self.y = settings, X, y
+        self.names = list(shapes)
+        self.shapes = {n: tuple(s) for n, s in shapes.items()}
+        self.sizes = [int(np.prod(s)) for s in self.shapes.values()]
+        self.total = sum(self.sizes)
+        self.calls = 0
+        self._request = np.zeros(1 + self.total)
+        self._reply = bytearray(16 + 8 * self.total)
+        self._cpus: set[int] | None = None
+        self.guest = spare.take(settings, mode) if spare is not None else Guest(settings, mode)
+        self.proc, self._to, self._from = self.guest.proc, self.guest.to_fd, self.guest.from_fd
+        if self.guest.cpus is not None:  # this process joins its guest on one CPU
+            self._cpus = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, self.guest.cpus)
+        try:
+            setup = {
+                "code": code,
+                "function": function,
+                "names": self.names,
+                "shapes": [list(s) for s in self.shapes.values()],
+                "l2": float(l2),
+                "X": [list(X.shape), X.dtype.str],
+                "y": [list(y.shape), y.dtype.str],
+                "processes": settings.sandbox_processes,
+            }
+            body = json.dumps(setup).encode()
+            self._send(
+                struct.pack("<I", len(body)) + body,
+                np.ascontiguousarray(X).tobytes(),
+                np.ascontiguousarray(y).tobytes(),
+            )
+            status, _ = self._header(time.monotonic() + settings.sandbox_start_seconds, "start")
+            if status != b"R":
+                raise self._protocol_error()
+        except BaseException:
+            self.close()
+            raise
 
     # --- calls ------------------------------------------------------------------------------
 
@@ -326,34 +427,21 @@ class Sandbox:
     def output(self) -> str:
         """What the student's code printed (the first GRADLAB_SANDBOX_OUTPUT_BYTES)."""
         with contextlib.suppress(OSError, ValueError):
-            fd = self._output.fileno()
+            fd = self.guest.output_file.fileno()
             return os.pread(fd, self.settings.sandbox_output_bytes, 0).decode(errors="replace")
         return ""
 
     def close(self) -> None:
-        """Kill the student's process (it keeps no state worth a goodbye)."""
-        proc = self.proc if hasattr(self, "proc") else None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        if proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-        for name in ("_to", "_from"):
-            fd = getattr(self, name, -1)
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-                setattr(self, name, -1)
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
+        """Kill the student's process; this process may use its CPUs again."""
+        self.guest.close()
+        self._to = self._from = -1
+        cpus, self._cpus = self._cpus, None
+        if cpus is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, cpus)
 
     def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-        self._output.close()
