@@ -1,5 +1,5 @@
 """A job's points as Arrow: an IPC stream (``format=arrow``) or a Parquet file
-(``format=parquet``), one record batch (one row group) per block of points.
+(``format=parquet``), one record batch (one row group) per batch of stored chunks.
 
 pyarrow is an optional extra (``gradlab[arrow]``), imported when a columnar answer is asked
 for; without it the server answers 406 with the way to install it. The columns are the JSON
@@ -11,13 +11,13 @@ the schema's metadata.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from service.errors import NotAcceptable
-from store.chunks import REFERENCE_LOSS, SERIES, Col
+from store.chunks import REFERENCE_LOSS, SERIES
 
 ARROW = "application/vnd.apache.arrow.stream"
 PARQUET = "application/vnd.apache.parquet"
@@ -46,13 +46,12 @@ def schema(job_id: str, total: int, downsampled: bool, reference: bool = False) 
     return pa.schema(fields, metadata=meta)
 
 
-def batch(block: np.ndarray, sch: Any) -> Any:
-    """An ``(n, 6)`` block (``(n, 7)`` with the reference loss) as a record batch: NaN
-    becomes null, as JSON writes it."""
+def batch(columns: Sequence[np.ndarray], sch: Any) -> Any:
+    """The iteration (int64) and the series (float64, contiguous) as a record batch, the
+    series without a copy: NaN becomes null, as JSON writes it."""
     pa = pyarrow()
-    arrays = [pa.array(block[:, Col.ITERATION].astype(np.int64))]
-    for j in range(1, block.shape[1]):
-        column = np.ascontiguousarray(block[:, j])
+    arrays = [pa.array(columns[0])]
+    for column in columns[1:]:
         missing = np.isnan(column)
         arrays.append(pa.array(column, mask=missing if missing.any() else None))
     return pa.RecordBatch.from_arrays(arrays, schema=sch)
@@ -87,17 +86,17 @@ def arrow_stream(
     job_id: str,
     total: int,
     downsampled: bool,
-    blocks: Iterator[np.ndarray],
+    batches: Iterator[Sequence[np.ndarray]],
     reference: bool = False,
 ) -> Iterator[bytes]:
-    """An Arrow IPC stream, a record batch per block, piece by piece."""
+    """An Arrow IPC stream, a record batch per batch of columns, piece by piece."""
     pa = pyarrow()
     sch = schema(job_id, total, downsampled, reference)
     sink = _Drain()
     with pa.ipc.new_stream(sink, sch) as writer:
-        for block in blocks:
-            if len(block):
-                writer.write_batch(batch(block, sch))
+        for columns in batches:
+            if len(columns[0]):
+                writer.write_batch(batch(columns, sch))
                 yield sink.take()
     yield sink.take()
 
@@ -106,18 +105,18 @@ def parquet_file(
     job_id: str,
     total: int,
     downsampled: bool,
-    blocks: Iterator[np.ndarray],
+    batches: Iterator[Sequence[np.ndarray]],
     reference: bool = False,
 ) -> Iterator[bytes]:
-    """A Parquet file, a row group per block, piece by piece (the footer comes last)."""
+    """A Parquet file, a row group per batch, piece by piece (the footer comes last)."""
     pyarrow()
     import pyarrow.parquet as pq
 
     sch = schema(job_id, total, downsampled, reference)
     sink = _Drain()
     with pq.ParquetWriter(sink, sch, compression="zstd") as writer:
-        for block in blocks:
-            if len(block):
-                writer.write_batch(batch(block, sch))
+        for columns in batches:
+            if len(columns[0]):
+                writer.write_batch(batch(columns, sch))
                 yield sink.take()
     yield sink.take()

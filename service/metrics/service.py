@@ -54,6 +54,36 @@ def iter_blocks(conn: Connection, job_id: str, sp: Span) -> Iterator[np.ndarray]
         yield np.concatenate(pending)
 
 
+def iter_column_batches(conn: Connection, job_id: str, sp: Span) -> Iterator[list[np.ndarray]]:
+    """The points of a span as columns — ``iteration`` (int64), then each series (float64,
+    contiguous; ``reference_loss`` last for a student's job) — ``BATCH_CHUNKS`` chunks at a
+    time: what Arrow takes without the ``(n, 6)`` rows :func:`iter_blocks` would build."""
+    if not sp.chunks:
+        return
+    names = (*SERIES, REFERENCE_LOSS) if sp.reference else SERIES
+    stream = repository.iter_chunks(
+        conn, job_id, sp.chunks[0].first, sp.chunks[-1].first, names, BATCH_CHUNKS
+    )
+    pending: list[list[np.ndarray]] = [[] for _ in range(1 + len(names))]
+    for first, count, blobs in stream:
+        lo, hi = max(sp.start - first, 0), min(sp.end - first + 1, count)
+        pending[0].append(np.arange(first + lo, first + hi, dtype=np.int64))
+        for j, blob in enumerate(blobs, start=1):
+            pending[j].append(series(blob, count)[lo:hi])
+        if len(pending[0]) >= BATCH_CHUNKS:
+            yield [np.concatenate(pieces) for pieces in pending]
+            pending = [[] for _ in pending]
+    if pending[0]:
+        yield [np.concatenate(pieces) for pieces in pending]
+
+
+def block_as_columns(block: np.ndarray) -> list[np.ndarray]:
+    """An in-memory ``(n, 6|7)`` block (a downsampled read) as :func:`iter_column_batches`
+    gives a batch."""
+    columns = [block[:, Col.ITERATION].astype(np.int64)]
+    return columns + [np.ascontiguousarray(block[:, j]) for j in range(1, block.shape[1])]
+
+
 def iter_column(conn: Connection, job_id: str, sp: Span, name: str) -> Iterator[np.ndarray]:
     """One column of a span, in pieces; ``iteration`` needs no read at all."""
     if not sp.chunks:
@@ -237,9 +267,8 @@ def csv_rows(blocks: Iterator[np.ndarray], reference: bool = False) -> Iterator[
 def render(fmt: str, conn: Connection, job_id: str, sp: Span) -> Iterator[bytes]:
     """Every point of a span in ``fmt`` (one of :data:`Format`), piece by piece."""
     if fmt in COLUMNAR:
-        yield from COLUMNAR[fmt](
-            job_id, sp.total, False, iter_blocks(conn, job_id, sp), sp.reference
-        )
+        batches = iter_column_batches(conn, job_id, sp)
+        yield from COLUMNAR[fmt](job_id, sp.total, False, batches, sp.reference)
     elif fmt == "csv":
         yield from csv_rows(iter_blocks(conn, job_id, sp), sp.reference)
     elif fmt == "columns":
@@ -253,7 +282,8 @@ def render(fmt: str, conn: Connection, job_id: str, sp: Span) -> Iterator[bytes]
 def render_block(fmt: str, job_id: str, total: int, block: np.ndarray) -> Iterator[bytes]:
     """A downsampled block in ``fmt``."""
     if fmt in COLUMNAR:
-        yield from COLUMNAR[fmt](job_id, total, True, iter([block]), block.shape[1] > WIDTH)
+        batches = iter([block_as_columns(block)])
+        yield from COLUMNAR[fmt](job_id, total, True, batches, block.shape[1] > WIDTH)
     elif fmt == "csv":
         yield from csv_rows(iter([block]), block.shape[1] > WIDTH)
     elif fmt == "columns":
