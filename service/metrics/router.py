@@ -14,6 +14,7 @@ from service.jobs.schemas import Metrics
 from service.jobs.service import no_job
 from service.metrics import columnar, repository, service
 from service.metrics.repository import Span
+from service.web.prefetch import prefetched
 from store.spec import MAX_COUNT
 
 router = APIRouter(prefix="/v1/jobs", tags=["metrics"])
@@ -101,6 +102,11 @@ def _accepted(accept: str | None) -> str:
 
 def _stream(db: DatabaseDep, job_id: str, sp: Span, fmt: str) -> Iterator[bytes]:
     """A long history, piece by piece, on a connection of its own. The span was fixed
-    before answering: chunks written meanwhile are not part of this response."""
-    with db.engine.connect() as conn:
-        yield from service.render(fmt, conn, job_id, sp)
+    before answering: chunks written meanwhile are not part of this response. Rendered a
+    few pieces ahead of the sending (:func:`~service.web.prefetch.prefetched`)."""
+
+    def pieces() -> Iterator[bytes]:
+        with db.engine.connect() as conn:
+            yield from service.render(fmt, conn, job_id, sp)
+
+    return prefetched(pieces())
