@@ -201,7 +201,7 @@ def _csv_lines(block: np.ndarray) -> bytes:
     opens = np.empty(n, np.int64)
     opens[0] = 1
     opens[1:] = closes[:-1] + 2
-    digits = 1 + (block[:, Col.ITERATION, None] >= _POWERS).sum(axis=1)
+    digits = 1 + np.searchsorted(_POWERS, block[:, Col.ITERATION], side="right")
     point = opens + 1 + digits  # the ``.`` of ``7.0``
     keep = np.ones(len(text), bool)
     keep[[0, -1]] = False
