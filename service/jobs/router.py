@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
-from service.deps import CallerDep, DatabaseDep, ReadSessionDep, SettingsDep
+from service.deps import (
+    CallerDep,
+    DatabaseDep,
+    ReadSessionDep,
+    SettingsDep,
+    caller_of,
+    database_of,
+)
 from service.errors import ErrorBody, json_response
 from service.jobs import external, repository, schemas, service
 from service.jobs.examples import SEEDS
@@ -119,10 +126,12 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=schemas.Job, responses=NOT_FOUND, summary="One job")
-async def get_job(db: DatabaseDep, caller: CallerDep, job_id: str) -> Response:
+async def get_job(request: Request, job_id: str) -> Response:
     # On the event loop, without a thread hop: on SQLite one indexed read that never waits
-    # on a lock, inline; on PostgreSQL the same read on the async driver.
-    return json_response(await service.view_async(db, job_id, caller))
+    # on a lock, inline; on PostgreSQL the same read on the async driver. No dependencies
+    # to solve (see service.deps).
+    view = await service.view_async(database_of(request), job_id, caller_of(request))
+    return json_response(view)
 
 
 @router.post(
