@@ -22,30 +22,29 @@ def prefetched(pieces: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
     ready: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def hand_over(item: object) -> bool:
+        """Wait for room for ``item``; False when the consumer has gone."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
+        outcome: object = _DONE
         try:
             for piece in pieces:
-                while not stop.is_set():
-                    try:
-                        ready.put(piece, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(piece):
                     return
-            outcome: object = _DONE
         except BaseException as exc:  # handed to the consumer, raised there
             outcome = exc
         finally:
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()
-        while not stop.is_set():
-            try:
-                ready.put(outcome, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        hand_over(outcome)
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()
