@@ -13,7 +13,7 @@ import pytest
 from store.sandboxing import bwrap_works
 from store.settings import Settings
 from tests.worker.student_code import SOFTMAX, with_body
-from worker.sandbox import Sandbox, Spare, StudentError
+from worker.sandbox import Guest, Sandbox, Spare, StudentError
 
 pytestmark = pytest.mark.skipif(
     bwrap_works() is not None and not os.environ.get("CI"), reason=f"no bwrap: {bwrap_works()}"
@@ -171,3 +171,29 @@ def test_caller_and_student_process_share_one_cpu_and_the_caller_gets_its_cpus_b
         assert os.sched_getaffinity(box.proc.pid) == mine  # bwrap, and the guest it starts
         box.call(PARAMS)
     assert os.sched_getaffinity(0) == before
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to spread")
+def test_sandboxes_alive_at_once_take_different_cpus_while_there_are_free_ones(
+    tmp_path, monkeypatch
+):
+    from worker.sandbox import host
+
+    monkeypatch.setattr(host, "CPU_LOCKS", tmp_path)  # this test's sandboxes only
+    cpus = sorted(os.sched_getaffinity(0))
+    guests = [Guest(SETTINGS, "bwrap") for _ in cpus]
+    try:
+        taken = [g.claim.cpu for g in guests]
+        assert sorted(taken) == cpus  # one each
+        assert all(os.sched_getaffinity(g.proc.pid) == {g.claim.cpu} for g in guests)
+        extra = Guest(SETTINGS, "bwrap")  # every CPU has one: it shares, and still works
+        assert extra.claim.cpu in cpus
+        extra.close()
+        freed = guests.pop(0)
+        freed.close()
+        again = Guest(SETTINGS, "bwrap")
+        guests.append(again)
+        assert again.claim.cpu == freed.claim.cpu
+    finally:
+        for g in guests:
+            g.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import resource
@@ -44,21 +45,46 @@ _KILLED_BY_CPU = {signal.SIGXCPU, signal.SIGKILL}
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
-def pin_to_one_cpu() -> set[int] | None:
-    """Keep this process on the CPU it runs on now; the CPUs it could use before (to give
-    back with :func:`os.sched_setaffinity`), or None when nothing was changed.
+CPU_LOCKS = Path(tempfile.gettempdir(), "gradlab-cpus")
+"""One lock file per CPU: a sandbox holds its CPU's while it lives, so that sandboxes that
+live at once — every worker's — spread over the CPUs rather than pile onto one."""
 
-    The worker and the student's process take turns, never run at once: a call is a write,
-    a wait and a read. On one CPU that hand-over is a direct switch (~5 µs here); across two
-    it is a wake-up of an idle CPU each way (~70 µs on these VMs, most of a call's cost)."""
-    if _LIBC is None or not hasattr(os, "sched_setaffinity"):
-        return None
-    before = os.sched_getaffinity(0)
-    cpu = _LIBC.sched_getcpu()
-    if len(before) < 2 or cpu not in before:
-        return None
-    os.sched_setaffinity(0, {cpu})
-    return before
+
+class CpuClaim:
+    """The one CPU a sandbox and its caller share, or ``cpu`` None (one CPU, not Linux).
+
+    The two take turns, never run at once: a call is a write, a wait and a read. On one CPU
+    that hand-over is a direct switch (~5 µs here); across two it wakes an idle CPU each way
+    (~70 µs on these VMs, most of what a call cost). The CPU is the first free one (by its
+    lock in :data:`CPU_LOCKS`), trying the one this process runs on first; when every CPU
+    has a sandbox, this one shares the current CPU."""
+
+    def __init__(self) -> None:
+        self.cpu: int | None = None
+        self._fd = -1
+        if _LIBC is None or not hasattr(os, "sched_setaffinity"):
+            return
+        allowed = os.sched_getaffinity(0)
+        here = _LIBC.sched_getcpu()
+        if len(allowed) < 2 or here not in allowed:
+            return
+        self.cpu = here
+        with contextlib.suppress(OSError):
+            CPU_LOCKS.mkdir(mode=0o777, exist_ok=True)
+            for cpu in sorted(allowed, key=lambda c: (c != here, c)):
+                fd = os.open(CPU_LOCKS / str(cpu), os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)
+                    continue
+                self.cpu, self._fd = cpu, fd
+                break
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # and with it the lock
+            self._fd = -1
 
 
 class StudentError(Exception):
@@ -128,10 +154,16 @@ class Guest:
         self.output_file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close)
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.to_fd = self.from_fd = -1
-        before = pin_to_one_cpu()  # the guest inherits it: it and its caller share a CPU
-        self.cpus = os.sched_getaffinity(0) if before is not None else None
+        self.claim = CpuClaim()
+        self.cpus = None if self.claim.cpu is None else {self.claim.cpu}
+        before = os.sched_getaffinity(0) if self.cpus is not None else None
         try:
+            if self.cpus is not None:  # the guest inherits it, and keeps it
+                os.sched_setaffinity(0, self.cpus)
             self.proc = self._start()
+        except BaseException:
+            self.claim.release()
+            raise
         finally:
             if before is not None:
                 os.sched_setaffinity(0, before)
@@ -214,6 +246,7 @@ class Guest:
             self._workdir.cleanup()
             self._workdir = None
         self.output_file.close()
+        self.claim.release()
 
 
 class Spare:
