@@ -6,6 +6,8 @@ each. Small limits keep it fast: 2 s of wall clock per call."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -197,3 +199,35 @@ def test_sandboxes_alive_at_once_take_different_cpus_while_there_are_free_ones(
     finally:
         for g in guests:
             g.close()
+
+
+BELOW_THE_JOB_LIMIT = """
+import resource, sys
+import numpy as np
+limit = 300 * 1024 * 1024  # the job process's hard limit: it may not raise its children's
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from tests.worker.test_sandbox import PARAMS, SETTINGS, SHAPES, X, Y
+from tests.worker.student_code import SOFTMAX, with_body
+from worker.sandbox import Sandbox, Spare, StudentError
+spare = Spare()
+spare.refill(SETTINGS, sys.argv[1])
+assert spare.guest is not None and spare.guest.alive
+with Sandbox(SETTINGS, sys.argv[1], SOFTMAX, "loss_and_gradients", SHAPES, X, Y, 1e-3, spare) as box:
+    print(box.call(PARAMS)[0] > 0)
+try:
+    code = with_body("a = np.ones(50 * 2**20)")  # 400 MB: under the setting, over the job's
+    with Sandbox(SETTINGS, sys.argv[1], code, "loss_and_gradients", SHAPES, X, Y, 1e-3) as box:
+        box.call(PARAMS)
+except StudentError as e:
+    print(e.kind)
+"""
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "subprocess"])
+def test_under_a_job_memory_limit_below_the_sandbox_setting_the_sandbox_takes_the_lower(mode):
+    done = subprocess.run(
+        [sys.executable, "-c", BELOW_THE_JOB_LIMIT, mode], capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "memory_limit"]

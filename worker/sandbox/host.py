@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import fcntl
 import json
+import logging
 import os
 import resource
 import select
@@ -36,6 +37,7 @@ import numpy as np
 from store.settings import Settings
 from worker.process import CHILD_ENV
 
+log = logging.getLogger("gradlab.sandbox")
 GUEST = (Path(__file__).with_name("guest.py")).read_text()
 HEADER = struct.Struct("<cxxxI")
 SANDBOX_NUMPY = "/opt/numpy"  # where NumPy is mounted in the sandbox
@@ -178,7 +180,10 @@ class Guest:
             (resource.RLIMIT_FSIZE, (s.sandbox_output_bytes, s.sandbox_output_bytes)),
             (resource.RLIMIT_NOFILE, (s.sandbox_open_files, s.sandbox_open_files)),
             (resource.RLIMIT_CORE, (0, 0)),
-        ):
+        ):  # never above what this process may have itself: no one here may raise a hard limit
+            hard = resource.getrlimit(limit)[1]
+            if hard != resource.RLIM_INFINITY:
+                value = (min(value[0], hard), min(value[1], hard))
             resource.setrlimit(limit, value)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the cap a write fails, quietly
 
@@ -268,8 +273,13 @@ class Spare:
         return Guest(settings, mode)
 
     def refill(self, settings: Settings, mode: str | None) -> None:
+        """Start the spare; one that cannot start now is not an error of any job's (the
+        student job that needs it starts its own, and reports why that fails)."""
         if self.guest is None and mode is not None and settings.sandbox_spare:
-            self.guest = Guest(settings, mode)
+            try:
+                self.guest = Guest(settings, mode)
+            except (OSError, subprocess.SubprocessError, MemoryError):
+                log.warning("the spare sandbox did not start", exc_info=True)
 
     def close(self) -> None:
         if self.guest is not None:
