@@ -357,6 +357,7 @@ SECTIONS: dict[str, Any] = {
     "load": load.load,
     "gradchecks": gradchecks.gradient_checks,
     "assignments": assignments.assignments,
+    "class": assignments.code_class,
     "bodies": bodies.bodies,
     "fairshare": fairshare.fairshare,
     "external": external.external,

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from store.assignments import CheckSpec
-from store.status import Status
+from store.status import ACTIVE, Status
 
 
 class GradeStatus(StrEnum):
@@ -155,7 +155,8 @@ class JobEvidence:
     ``iteration``, ``reference`` (numeric | solution | taylor), ``passed`` and per tensor
     under ``parameters`` the figures, and for ``solution`` a ``passed`` and a ``diagnosis``.
     losses: iteration → (the student's loss, the reference loss at the same parameters).
-    reference_final_loss: the final loss of the reference run linked to the job."""
+    reference_status, reference_final_loss: the status and final loss of the reference run
+    linked to the job (None without one)."""
 
     status: str
     error_type: str | None = None
@@ -163,6 +164,7 @@ class JobEvidence:
     checks: Sequence[Mapping[str, Any]] = ()
     losses: Mapping[int, tuple[float, float]] = field(default_factory=dict)
     final_loss: float | None = None
+    reference_status: str | None = None
     reference_final_loss: float | None = None
 
 
@@ -205,7 +207,7 @@ def _from_record(check: CheckSpec, record: Mapping[str, Any]) -> tuple[bool, str
 def grade_job(checks: Sequence[CheckSpec], evidence: JobEvidence) -> Grade:
     """The grade of a code submission from its job's outcome, failing closed."""
     status = evidence.status
-    if status in (Status.QUEUED, Status.RUNNING):
+    if status in ACTIVE:
         return pending(checks)
     if status == Status.CANCELLED:
         return not_gradable(checks, "the grading job was cancelled.")
@@ -218,6 +220,9 @@ def grade_job(checks: Sequence[CheckSpec], evidence: JobEvidence) -> Grade:
         )
     if status != Status.SUCCEEDED and not own_failure:
         return not_gradable(checks, f"the grading job ended {status!r}.")
+    compares_runs = any(c.kind == "final_loss" for c in checks)
+    if compares_runs and not own_failure and evidence.reference_status in ACTIVE:
+        return pending(checks)  # graded when the reference run ends (store.submissions)
     prevented = f"Prevented by {evidence.error_type}: {evidence.error_message}"
     records = {(r["reference"], int(r["iteration"])): r for r in evidence.checks}
     results: list[dict[str, Any]] = []
@@ -246,8 +251,10 @@ def grade_job(checks: Sequence[CheckSpec], evidence: JobEvidence) -> Grade:
                 if own_failure:
                     results.append(_result(check, False, prevented))
                     continue
-                if evidence.reference_final_loss is None:
-                    raise _Missing("the reference run has no final loss yet.")
+                if evidence.reference_status != Status.SUCCEEDED:
+                    raise _Missing(
+                        f"the reference run ended {evidence.reference_status or 'missing'}."
+                    )
                 passed, message = _loss_verdict(
                     check, evidence.final_loss, evidence.reference_final_loss, "final loss"
                 )

@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -297,12 +297,17 @@ def end_attempt(conn: Connection, job_id: str, attempt: int, outcome: Outcome) -
 
 
 def claim_expired(
-    conn: Connection, worker_id: str, lease_seconds: float, max_attempts: int
+    conn: Connection,
+    worker_id: str,
+    lease_seconds: float,
+    max_attempts: int,
+    ended: Callable[[Connection, str], object] = lambda conn, job_id: None,
 ) -> Row[Any] | None:
     """Take over the running job whose lease expired first: record its attempt as lost, then
     claim it as :func:`claim_queued` does. A job that was asked to cancel is cancelled
-    instead, and one that has lost ``max_attempts`` attempts fails with ``worker_lost``; then
-    the next expired lease is tried. None when no lease has expired."""
+    instead, and one that has lost ``max_attempts`` attempts fails with ``worker_lost``
+    (``ended(conn, job_id)`` runs for each, in the transaction); then the next expired lease
+    is tried. None when no lease has expired."""
     while (lost := conn.execute(_EXPIRED, {"now": time.time()}).first()) is not None:
         end_attempt(conn, lost.id, lost.attempts, Outcome.LOST)
         moment = utcnow()
@@ -320,6 +325,7 @@ def claim_expired(
             transition(lost.id, lost.owner, Status.RUNNING, Status.FAILED, lost.attempts)
         else:
             return claim_by(conn, _RECLAIM, fence, worker_id, lease_seconds, Status.RUNNING)
+        ended(conn, lost.id)
     return None
 
 

@@ -35,11 +35,12 @@ from sqlalchemy import Connection, Row, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store import datasets, lifecycle
+from store import datasets, lifecycle, submissions
 from store.chunks import Col, chunk_row, extremes, records_block
 from store.db import Database, retry_locked
 from store.lifecycle import Finish
 from store.settings import Settings
+from store.status import TERMINAL
 from store.tables import Base, Checkpoint, GradientCheck, MetricChunk, ParameterPath
 from store.telemetry import CLAIM_DURATION, FLUSH_DURATION, PICKUP, since
 
@@ -195,7 +196,9 @@ class Queue:
         now = time.monotonic()
         if now >= self._next_recovery:  # dead workers' jobs first, now and then
             self._next_recovery = now + self._recovery_interval
-            job = lifecycle.claim_expired(conn, self.worker_id, lease, self.settings.max_attempts)
+            job = lifecycle.claim_expired(
+                conn, self.worker_id, lease, self.settings.max_attempts, submissions.settle_ended
+            )
         if job is None:
             job = self.claim_queued(conn, self.worker_id, lease)
         if job is None:
@@ -315,6 +318,8 @@ class Queue:
             _upsert(conn, checkpoints, [row], ("job_id",))
         if finish is not None:
             lifecycle.end_attempt(conn, claim.job_id, claim.attempt, finish.outcome)
+            if finish.status in TERMINAL:  # a submission it grades is graded as it ends
+                submissions.settle_ended(conn, claim.job_id)
         return cancel
 
 

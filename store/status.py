@@ -19,6 +19,9 @@ class Status(StrEnum):
 TERMINAL: tuple[Status, ...] = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 """Statuses a job never leaves (it may only be deleted)."""
 
+ACTIVE: tuple[Status, ...] = (Status.QUEUED, Status.RUNNING)
+"""Statuses of a job not yet finished: what a quota counts, what a grade waits for."""
+
 
 class Outcome(StrEnum):
     """How one attempt at a job ended (``attempts.outcome``)."""

@@ -16,10 +16,9 @@ from sqlalchemy.orm import Session
 from service.errors import Busy
 from store.accounts import Role
 from store.settings import Settings
-from store.status import Status
+from store.status import ACTIVE
 from store.tables import Job, User
 
-ACTIVE = (Status.QUEUED, Status.RUNNING)
 """The statuses that count against the quota."""
 
 RETRY_AFTER = 10

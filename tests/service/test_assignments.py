@@ -15,11 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from engine import make_model
 from gradlab.cli import app as cli
 from service.app import create_app
+from store.db import Database
+from store.tables import Submission
 from tests.conftest import make_settings, run_worker
 from tests.service.lab import Lab, make_lab
 from tests.worker.student_code import SOFTMAX, softmax_with
@@ -346,8 +349,11 @@ def test_bad_input_is_a_4xx_naming_the_field_and_stores_nothing(small):
 
 
 def test_code_submissions_run_in_the_sandbox_and_are_graded_from_their_checks(small):
+    """Graded by the worker as it ends each job (before anything reads them), on the stored
+    checks, the losses it recorded and, for the final loss, the shared reference run's."""
     client, lab = small
-    checks = [c for c in CHECKS if c["kind"] != "loss"]  # dW 4, db 2, taylor 2
+    final = {"name": "final", "points": 1, "kind": "final_loss", "tolerance": 1e-9}
+    checks = [*CHECKS, final]  # dW 4, db 2, taylor 2 (after due), loss 2 (hidden), final 1
     body = {**ASSIGNMENT, "name": "code-1", "submit": "code", "per_student_data": False,
             "checks": checks}  # fmt: skip
     assert client.post("/v1/assignments", json=body, headers=lab.headers("ian")).status_code == 201
@@ -359,16 +365,29 @@ def test_code_submissions_run_in_the_sandbox_and_are_graded_from_their_checks(sm
     r = client.post(url, json={"code": "def loss_and_gradients(:"}, headers=lab.headers("bob"))
     assert r.status_code == 422  # not Python: refused at once, stored nowhere
     run_worker(make_settings(lab.url, auth="required"))
+    db = Database(lab.url, make_settings(lab.url))
+    try:
+        with db.read_session() as session:
+            stored = {s.owner: s for s in session.scalars(select(Submission))}
+    finally:
+        db.dispose()
+    assert {o: s.status for o, s in stored.items()} == {"alice": "graded", "bob": "graded"}
+    alice = {r["name"]: r["passed"] for r in stored["alice"].results}
+    assert alice == {"dW": True, "db": True, "taylor": True, "loss": True, "final": True}
+    bob = {r["name"]: r["passed"] for r in stored["bob"].results}
+    # bob's gradient is m times his own loss's: the Taylor slope sees that, the loss does not
+    assert bob == {"dW": False, "db": False, "taylor": False, "loss": True, "final": False}
+    assert "does not match the reference's" in stored["bob"].results[-1]["message"]
     graded = {}
     for student in mine:
         (sub,) = client.get(url, headers=lab.headers(student)).json()["submissions"]
         graded[student] = sub
         assert sub["status"] == "graded", sub
-    assert graded["alice"]["score"] == 6.0  # dW and db; the Taylor check shows after the due date
+    assert graded["alice"]["score"] == 7.0  # dW, db, final; Taylor shows after the due date
     (staff,) = client.get(url, params={"student": "alice"}, headers=lab.headers("ian")).json()[
         "submissions"
     ]
-    assert staff["score"] == staff["max_score"] == 8.0
+    assert staff["score"] == staff["max_score"] == 11.0
     dw = next(c for c in graded["bob"]["checks"] if c["name"] == "dW")
-    assert graded["bob"]["score"] < 8.0 and dw["passed"] is False
+    assert graded["bob"]["score"] == 0.0 and dw["passed"] is False  # his loss check is hidden
     assert "too large" in dw["message"], dw  # the not_averaged sentence: m times too large

@@ -71,12 +71,26 @@ FULL = [solution(0), numeric(0), taylor(0), solution(9), numeric(9), taylor(9)]
 
 def test_a_succeeded_job_with_every_record_is_graded_on_each():
     grade = grade_job(
-        CHECKS, JobEvidence("succeeded", checks=FULL, final_loss=0.5, reference_final_loss=0.5002)
+        CHECKS,
+        JobEvidence(
+            "succeeded",
+            checks=FULL,
+            final_loss=0.5,
+            reference_status="succeeded",
+            reference_final_loss=0.5002,
+        ),
     )
     assert grade.status is GradeStatus.GRADED and grade.score == grade.max_score == 10
     wrong = [solution(0, "not_averaged"), numeric(0, 0.3), taylor(0, 1.0), *FULL[3:]]
     grade = grade_job(
-        CHECKS, JobEvidence("succeeded", checks=wrong, final_loss=0.6, reference_final_loss=0.5)
+        CHECKS,
+        JobEvidence(
+            "succeeded",
+            checks=wrong,
+            final_loss=0.6,
+            reference_status="succeeded",
+            reference_final_loss=0.5,
+        ),
     )
     assert [r["passed"] for r in grade.results] == [False, False, True, False, False]
     assert grade.score == 2 and "not_averaged" in grade.results[0]["message"]
@@ -100,6 +114,7 @@ def test_a_grader_failure_is_not_gradable_with_zero_points(status, error_type):
         error_message="boom",
         checks=FULL,
         final_loss=0.5,
+        reference_status="succeeded",
         reference_final_loss=0.5,
     )
     grade = grade_job(CHECKS, evidence)
@@ -122,12 +137,32 @@ def test_missing_or_unavailable_evidence_is_never_a_pass():
     ]:
         grade = grade_job(
             CHECKS,
-            JobEvidence("succeeded", checks=checks, final_loss=0.5, reference_final_loss=0.5),
+            JobEvidence(
+                "succeeded",
+                checks=checks,
+                final_loss=0.5,
+                reference_status="succeeded",
+                reference_final_loss=0.5,
+            ),
         )
         assert grade.status is GradeStatus.NOT_GRADABLE and grade.score == 0
         assert why in grade.reason
     no_reference = grade_job(CHECKS, JobEvidence("succeeded", checks=FULL, final_loss=0.5))
     assert no_reference.status is GradeStatus.NOT_GRADABLE and no_reference.score == 0
+    for status in ("failed", "cancelled"):  # a reference run that did not finish is no pass
+        ended = JobEvidence("succeeded", checks=FULL, final_loss=0.5, reference_status=status)
+        grade = grade_job(CHECKS, ended)
+        assert grade.status is GradeStatus.NOT_GRADABLE and f"ended {status}" in grade.reason
+
+
+@pytest.mark.parametrize("reference_status", ["queued", "running"])
+def test_a_final_loss_check_waits_for_the_reference_run(reference_status):
+    waiting = JobEvidence(
+        "succeeded", checks=FULL, final_loss=0.5, reference_status=reference_status
+    )
+    assert grade_job(CHECKS, waiting).status is GradeStatus.PENDING
+    without = [c for c in CHECKS if c.kind != "final_loss"]  # nothing to wait for
+    assert grade_job(without, waiting).status is GradeStatus.GRADED
 
 
 @pytest.mark.parametrize(
@@ -140,6 +175,7 @@ def test_a_students_own_failure_is_graded_and_prevents_what_it_prevents(error_ty
         error_message="killed at 30 s",
         checks=FULL[:3],
         final_loss=None,
+        reference_status="succeeded",
         reference_final_loss=0.5,
     )
     grade = grade_job(CHECKS, evidence)
@@ -154,7 +190,14 @@ def test_a_students_own_failure_is_graded_and_prevents_what_it_prevents(error_ty
 def test_a_running_job_is_pending_and_a_student_sees_a_hidden_check_withheld():
     assert grade_job(CHECKS, JobEvidence("running")).status is GradeStatus.PENDING
     grade = grade_job(
-        CHECKS, JobEvidence("succeeded", checks=FULL, final_loss=0.5, reference_final_loss=0.5)
+        CHECKS,
+        JobEvidence(
+            "succeeded",
+            checks=FULL,
+            final_loss=0.5,
+            reference_status="succeeded",
+            reference_final_loss=0.5,
+        ),
     )
     seen = as_student_sees(grade.results, past_due=True)
     assert seen["checks"][2] == {
