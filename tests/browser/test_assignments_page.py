@@ -123,6 +123,7 @@ def test_a_code_submissions_feedback_arrives_live(sqlite_url, browser, tmp_path)
         sign_in(page, server.base, lab.tokens["alice"], "#/assignments/line-code")
         page.locator("#code").wait_for()
         assert page.locator("#gradients").count() == 0  # code only
+        assert "null" not in page.locator("#view").inner_text()  # no box, and no word for it
         page.evaluate("window.notReloaded = true")
         page.fill("#code", LINE_CODE)
         page.click("#submit")

@@ -115,7 +115,7 @@ async function studentPart(root, signal, a) {
       `${inst.data.X.length} rows.`),
       fileLinkJson("Download your data and parameters (JSON)", inst, `${a.name}-${inst.student}.json`)),
     section("Your code", editor),
-    a.submit === "gradients" ? section("Your gradients at params", grads) : null,
+    ...(a.submit === "gradients" ? [section("Your gradients at params", grads)] : []),
     h("div", { class: "toolbar" }, send), feedback,
     section("Your submissions", table("history-table", ["#", "submitted", "status", "score", ""],
       history, ["#", "score"])));
@@ -142,7 +142,7 @@ function result(sub) {
     sub.status === "pending" ? h("p", { class: "muted", id: "grading" },
       "Being graded: the feedback appears here when it is done.") : null,
     sub.reason ? h("p", { class: "error" }, sub.reason) : null,
-    table("result-table", ["check", "points", "message"], sub.checks.map((c) => h("tr",
+    sub.checks.length === 0 ? null : table("result-table", ["check", "points", "message"], sub.checks.map((c) => h("tr",
       { "data-check": c.name, "data-passed": c.withheld ? "withheld" : String(c.passed) },
       h("td", {}, c.name),
       num(c.withheld ? `? / ${fmt.num(c.max_points)}` : `${fmt.num(c.points)} / ${fmt.num(c.max_points)}`),
