@@ -17,17 +17,25 @@ from sqlalchemy.orm import Session
 from service.assignments import code, repository, views
 from service.assignments.schemas import SubmissionBody
 from service.assignments.validation import validate
-from service.errors import Busy, Conflict, Forbidden, InvalidSpec, NotFound, Problem
+from service.errors import (
+    Busy,
+    Conflict,
+    Forbidden,
+    InvalidSpec,
+    NotFound,
+    Problem,
+    SandboxUnavailable,
+)
 from service.gradchecks import service as gradchecks
 from service.gradchecks.schemas import EXERCISE_FIELDS, GradientCheckRequest
 from store.accounts import Caller, Role
 from store.assignments import AssignmentEdit, AssignmentSpec, instance, utcnow
 from store.build import build
 from store.db import Database
-from store.grading import Grade, GradeStatus, grade_answer, not_gradable
+from store.grading import Grade, GradeStatus, grade_answer, not_gradable, pending
 from store.settings import Settings
 from store.submissions import grade_code, pending_finished, settle_job, store_grade
-from store.tables import Assignment, Submission
+from store.tables import Assignment, Job, Submission
 
 MAX_SUBMISSIONS_RETRY_AFTER = 3600
 """Retry-After of a 429 for a student who used all their submissions: none frees by itself,
@@ -191,12 +199,27 @@ def grade_gradients(
 def regrade_one(
     session: Session, spec: AssignmentSpec, sub: Submission, settings: Settings
 ) -> Grade:
+    """``sub``'s grade with the assignment as it is now. Gradients are graded again; code
+    from its job's evidence, unless the grader failed on that job (it is gone, cancelled, or
+    failed with an error not the student's own): then the same code gets a fresh job of the
+    student's, on their instance, set as ``sub.job_id``, and the grade is pending until it
+    ends. A server that cannot run it now leaves it not_gradable, saying why."""
     if sub.kind == "gradients":
         try:
             return grade_gradients(spec, sub.owner, sub.answer, settings)
         except InvalidSpec as exc:  # the exercise was edited into one this answer misses
             return not_gradable(spec.checks, f"the answer no longer fits the exercise: {exc}")
-    return grade_code(session, spec, sub)
+    grade = grade_code(session, spec, sub)
+    job = session.get(Job, sub.job_id) if sub.job_id else None
+    if grade.status != GradeStatus.NOT_GRADABLE or not code.grader_failed(job):
+        return grade
+    exercise = instance(spec, sub.owner)
+    try:
+        fresh = code.rerun_job(session, exercise, sub.answer["code"], settings, sub.owner)
+    except (SandboxUnavailable, InvalidSpec) as exc:
+        return not_gradable(spec.checks, f"{grade.reason} It could not be run again: {exc}")
+    sub.job_id = fresh.id
+    return pending(spec.checks)
 
 
 def submit(
@@ -238,7 +261,9 @@ class PastDue(Conflict):
 
 def regrade(session: Session, name: str, settings: Settings, caller: Caller) -> dict[str, Any]:
     """Grade again, with the assignment as it is now, each student's latest submission (every
-    submission when the best one counts); what changed."""
+    submission when the best one counts): how many, the ids of those whose grade changed,
+    and of those whose code runs again in a fresh job (``rerun``: the grader had failed on
+    the job before; they are pending until it ends)."""
     require_staff(caller, "regrade")
     _, spec = get(session, name, caller)
     subs = repository.submissions(session, name, caller)
@@ -247,14 +272,16 @@ def regrade(session: Session, name: str, settings: Settings, caller: Caller) -> 
         for sub in subs:  # oldest first: the last one wins
             latest[sub.owner] = sub
         subs = list(latest.values())
-    changed = []
+    changed, rerun = [], []
     for sub in subs:
-        before = (sub.status, sub.score, sub.results)
+        before = (sub.status, sub.score, sub.results, sub.job_id)
         store_grade(sub, regrade_one(session, spec, sub, settings))
-        if (sub.status, sub.score, sub.results) != before:
+        if sub.job_id != before[3]:
+            rerun.append(sub.id)
+        if (sub.status, sub.score, sub.results) != before[:3]:
             changed.append(sub.id)
     session.flush()
-    return {"regraded": len(subs), "changed": changed}
+    return {"regraded": len(subs), "changed": changed, "rerun": rerun}
 
 
 def submissions(

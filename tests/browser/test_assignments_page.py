@@ -2,16 +2,20 @@
 student signs in, reads the description and their instance, finds the editor pre-filled
 with the template, submits gradients and sees the feedback and their history, a hidden
 check withheld; the instructor sees the gradebook (sortable, filterable, CSV) and the
-insights with the histogram."""
+insights with the histogram. A student's code, graded as a job by the server's worker: its
+feedback arrives on the page while it waits, without a reload, and the asking stops then."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import pytest
 from playwright.sync_api import Page
 
 from gradlab.procs import Server
+from store.sandboxing import bwrap_works
 from tests.gradlab.test_assignment_cli import ASSIGNMENT, RIGHT
 from tests.service.lab import make_lab
 
@@ -81,3 +85,64 @@ def test_the_student_and_the_instructor_pages(sqlite_url, browser, tmp_path):
         assert csv.startswith("student,score,max_score") and "alice,4.0,4.0" in csv
         staff.assert_no_errors(allowed=("401",))
         staff.context.close()
+
+
+# The line exercise's mean squared error and its gradients, as a student writes them.
+LINE_CODE = """
+import numpy as np
+
+
+def loss_and_gradients(params, X, y, l2):
+    W, b = params["W"], params["b"]
+    r = X @ W + b - y.reshape(-1, 1)
+    loss = np.mean(r ** 2) + 0.5 * l2 * np.sum(W * W)
+    dW = 2 * X.T @ r / X.shape[0] + l2 * W
+    db = 2 * np.mean(r, axis=0)
+    return loss, {"W": dW, "b": db}
+"""
+
+
+@pytest.mark.skipif(
+    bwrap_works() is not None and not os.environ.get("CI"), reason=f"no bwrap: {bwrap_works()}"
+)
+def test_a_code_submissions_feedback_arrives_live(sqlite_url, browser, tmp_path):
+    from tests.browser.conftest import Tab
+
+    lab = make_lab(sqlite_url)
+    body = {**ASSIGNMENT, "name": "line-code", "submit": "code"}
+    with Server(sqlite_url, workers=1, log=tmp_path / "serve.log", auth="required") as server:
+        with server.client(headers=lab.headers("ian")) as http:
+            assert http.post("/v1/assignments", json=body).status_code == 201
+        student = Tab(browser)
+        page = student.page
+        asked: list[str] = []  # the submission's own URL, each time the page asks for it
+        page.on(
+            "request",
+            lambda r: asked.append(r.url) if re.search(r"/submissions/[0-9a-f]+$", r.url) else None,
+        )
+        sign_in(page, server.base, lab.tokens["alice"], "#/assignments/line-code")
+        page.locator("#code").wait_for()
+        assert page.locator("#gradients").count() == 0  # code only
+        assert "null" not in page.locator("#view").inner_text()  # no box, and no word for it
+        page.evaluate("window.notReloaded = true")
+        page.fill("#code", LINE_CODE)
+        page.click("#submit")
+        page.locator('#feedback[data-status="pending"] #grading').wait_for()
+        # The job runs on the server's worker; the page asks until the grade is there.
+        page.locator('#feedback[data-status="graded"]').wait_for()
+        assert page.evaluate("window.notReloaded") is True
+        assert page.locator("#feedback h2").text_content() == "graded: 3 of 4"
+        row = page.locator('#result-table tr[data-check="dW"]')
+        assert row.get_attribute("data-passed") == "true" and "3 / 3" in row.inner_text()
+        assert (
+            page.locator('#result-table tr[data-check="db"]').get_attribute("data-passed")
+            == "withheld"
+        )
+        page.locator('#history-table tbody tr[data-status="graded"]').wait_for()
+        assert page.locator("#grading").count() == 0
+        assert asked, "the page never asked for the pending submission"
+        settled = len(asked)
+        page.wait_for_timeout(2500)  # over two FEEDBACK_MS: no more asking once graded
+        assert len(asked) == settled
+        student.assert_no_errors(allowed=("401",))
+        student.context.close()

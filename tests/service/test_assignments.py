@@ -391,3 +391,86 @@ def test_code_submissions_run_in_the_sandbox_and_are_graded_from_their_checks(sm
     dw = next(c for c in graded["bob"]["checks"] if c["name"] == "dW")
     assert graded["bob"]["score"] == 0.0 and dw["passed"] is False  # his loss check is hidden
     assert "too large" in dw["message"], dw  # the not_averaged sentence: m times too large
+
+
+def test_a_regrade_runs_again_the_code_the_grader_failed_on(db_url: str) -> None:
+    """alice's grading job is cancelled (not_gradable); bob's code fails on its own (graded,
+    0). A regrade gives alice's code a fresh job of hers, though her quota is full; bob's is
+    graded from the job he had. When a finished job is deleted, a regrade runs it again too;
+    a server without a sandbox leaves it not_gradable, saying why."""
+    lab = make_lab(db_url)
+    settings = make_settings(lab.url, auth="required", max_active_jobs_per_user=1)
+    checks = [c for c in CHECKS if c["kind"] != "loss"]  # dW 4, db 2, taylor 2 (after due)
+    body = {**ASSIGNMENT, "name": "code-1", "submit": "code", "per_student_data": True,
+            "checks": checks}  # fmt: skip
+    url = "/v1/assignments/code-1"
+    ian, alice, bob = lab.headers("ian"), lab.headers("alice"), lab.headers("bob")
+    broken = "def loss_and_gradients(params, X, y, l2):\n    raise KeyError('W3')\n"
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
+
+        def mine(who: dict[str, str]) -> dict[str, Any]:
+            (sub,) = client.get(f"{url}/submissions", headers=who).json()["submissions"]
+            return sub
+
+        assert client.post("/v1/assignments", json=body, headers=ian).status_code == 201
+        first = client.post(f"{url}/submissions", json={"code": SOFTMAX}, headers=alice).json()
+        assert (
+            client.post(f"{url}/submissions", json={"code": broken}, headers=bob).status_code == 201
+        )
+        cancelled = client.post(f"/v1/jobs/{first['job_id']}/cancel", headers=alice)
+        assert cancelled.json()["status"] == "cancelled"
+        run_worker(settings)  # bob's job, and the recipe's reference run
+        for who in (alice, ian):
+            (sub,) = client.get(
+                f"{url}/submissions", params={"student": "alice"}, headers=who
+            ).json()["submissions"]
+            assert (sub["status"], sub["score"]) == ("not_gradable", 0.0)
+            assert sub["reason"] == "the grading job was cancelled."
+        own = mine(bob)
+        assert (own["status"], own["score"]) == ("graded", 0.0)
+        assert all(c["message"].startswith("Prevented by student_error") for c in own["checks"][:2])
+        assert "KeyError" in own["checks"][0]["message"]
+
+        # Where no sandbox runs student code, the regrade cannot run it: still not_gradable.
+        plain = make_settings(lab.url, auth="required", sandbox="subprocess")
+        with TestClient(create_app(plain), base_url="http://localhost") as other:
+            result = other.post(f"{url}/regrade", headers=ian).json()
+        assert result["rerun"] == [] and result["regraded"] == 2
+        sub = mine(alice)
+        assert sub["status"] == "not_gradable" and sub["job_id"] == first["job_id"]
+        assert "could not be run again" in sub["reason"] and "bubblewrap" in sub["reason"]
+
+        # alice's quota is full: she may queue nothing; the regrade queues her code all the same.
+        job = {**EXERCISE, "data": {**EXERCISE["data"], "seed": 3}}
+        assert client.post("/v1/jobs", json=job, headers=alice).status_code == 201
+        assert client.post("/v1/jobs", json=job, headers=alice).status_code == 429
+        assert client.post(f"{url}/regrade", headers=lab.headers("bob")).status_code == 403
+        result = client.post(f"{url}/regrade", headers=ian).json()
+        assert result["rerun"] == [first["id"]] and result["changed"] == [first["id"]]
+        sub = mine(alice)
+        assert sub["status"] == "pending" and sub["reason"] is None
+        fresh = sub["job_id"]
+        assert fresh not in (None, first["job_id"]) and mine(bob)["job_id"] == own["job_id"]
+        rerun = client.get(f"/v1/jobs/{fresh}", headers=alice).json()
+        assert rerun["owner"] == "alice" and rerun["status"] == "queued"
+        assert client.get(f"/v1/jobs/{fresh}", headers=bob).status_code == 404
+        # the same code on her own instance: the job she first had, but for its id
+        before = client.get(f"/v1/jobs/{first['job_id']}", headers=alice).json()
+        assert rerun["spec"] == before["spec"] and "raise" not in rerun["spec"]["student"]["code"]
+        run_worker(settings)
+        sub = mine(alice)
+        assert (sub["status"], sub["score"], sub["reason"]) == ("graded", 6.0, None)
+        staff = client.get(f"{url}/submissions/{first['id']}", headers=ian).json()
+        assert staff["score"] == staff["max_score"] == 8.0
+
+        # Graded from its job's evidence now: nothing runs again, nothing changes.
+        result = client.post(f"{url}/regrade", headers=ian).json()
+        assert result == {"regraded": 2, "changed": [], "rerun": []}
+
+        # A finished job deleted is a grading job gone: a regrade runs the code again.
+        assert client.delete(f"/v1/jobs/{fresh}", headers=alice).status_code == 204
+        result = client.post(f"{url}/regrade", headers=ian).json()
+        assert result["rerun"] == [first["id"]]
+        assert mine(alice)["job_id"] not in (None, fresh)
+        run_worker(settings)
+        assert client.get(f"{url}/submissions/{first['id']}", headers=ian).json()["score"] == 8.0

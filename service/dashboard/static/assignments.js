@@ -1,9 +1,10 @@
 /* #/assignments — the assignments a caller may see; #/assignments/<name> — one of them: a
  * student's instance, an editor pre-filled with the template, a box for their gradients and
  * their history of submissions; an instructor's gradebook (sortable, filterable, CSV) and
- * the insights with a histogram of scores. */
+ * the insights with a histogram of scores. A submission still being graded (code, run as a job)
+ * is asked for again until its feedback arrives, and shown then without a reload. */
 
-import { api, fileLink, fmt, h, num, section, table, whoami } from "./lib.js";
+import { ApiError, api, fileLink, fmt, h, num, section, table, whoami } from "./lib.js";
 
 export async function assignmentsView(root, signal) {
   const { assignments } = await api("v1/assignments", { signal });
@@ -40,6 +41,9 @@ function node(n) {
   return h(tag, safe, children.map(node));
 }
 
+/** How often a pending submission's feedback is asked for again, until it is graded. */
+export const FEEDBACK_MS = 1000;
+
 async function studentPart(root, signal, a) {
   const inst = a.instance;
   const shapes = Object.entries(inst.shapes).map(([k, s]) => `${k} (${s.join(", ")})`).join(", ");
@@ -49,33 +53,83 @@ async function studentPart(root, signal, a) {
     placeholder: '{"gradients": {"W": [[…]], "b": […]}, "loss_value": …}' });
   const feedback = h("div", { id: "feedback" });
   const history = h("tbody");
+  let watching = null; // the AbortController of the pending submission being followed
   const send = h("button", { id: "submit", class: "primary", onclick: async () => {
+    watching?.abort();
     feedback.replaceChildren();
+    delete feedback.dataset.status;
     try {
       const body = a.submit === "code" ? JSON.stringify({ code: editor.value }) : grads.value;
       const sub = await api(`v1/assignments/${a.name}/submissions`, { method: "POST", body });
-      feedback.append(result(sub));
+      show(sub);
       await refresh();
     } catch (err) {
       feedback.append(h("div", { class: "error" }, err.message));
     }
   } }, "Submit");
+  /** The submission's feedback; a pending one is followed until it is graded (or not). */
+  function show(sub) {
+    feedback.replaceChildren(result(sub));
+    feedback.dataset.status = sub.status;
+    feedback.dataset.submission = sub.id;
+    if (sub.status === "pending") follow(sub.id);
+  }
+  /** Ask for the submission every FEEDBACK_MS until it is no longer pending, then show it and
+   *  stop; stops too when another submission is made or the page is left. */
+  async function follow(id) {
+    watching?.abort();
+    const ctl = new AbortController();
+    watching = ctl;
+    signal.addEventListener("abort", () => ctl.abort(), { once: true });
+    while (!ctl.signal.aborted) {
+      await pause(FEEDBACK_MS, ctl.signal);
+      if (ctl.signal.aborted) return;
+      let sub;
+      try {
+        sub = await api(`v1/assignments/${a.name}/submissions/${id}`, { signal: ctl.signal });
+      } catch (err) {
+        if (ctl.signal.aborted) return;
+        if (err instanceof ApiError && err.status < 500) { // gone, or no longer ours: stop
+          feedback.append(h("div", { class: "error" }, err.message));
+          return;
+        }
+        continue; // the server is restarting, say: ask again
+      }
+      if (sub.status !== "pending") {
+        watching = null;
+        show(sub);
+        await refresh().catch(() => {});
+        return;
+      }
+    }
+  }
   async function refresh() {
     const { submissions } = await api(`v1/assignments/${a.name}/submissions`, { signal });
-    history.replaceChildren(...submissions.reverse().map((s) => h("tr", {},
+    history.replaceChildren(...submissions.slice().reverse().map((s) => h("tr", { "data-status": s.status },
       num(s.attempt), h("td", {}, fmt.ago(s.submitted_at)), h("td", {}, s.status),
       num(`${fmt.num(s.score)} / ${fmt.num(s.max_score)}`), h("td", {}, s.late ? "late" : ""))));
+    return submissions;
   }
   root.append(
     section("Your instance", h("p", {}, `${inst.signature}; params ${shapes}; X has `,
       `${inst.data.X.length} rows.`),
       fileLinkJson("Download your data and parameters (JSON)", inst, `${a.name}-${inst.student}.json`)),
     section("Your code", editor),
-    a.submit === "gradients" ? section("Your gradients at params", grads) : null,
+    ...(a.submit === "gradients" ? [section("Your gradients at params", grads)] : []),
     h("div", { class: "toolbar" }, send), feedback,
     section("Your submissions", table("history-table", ["#", "submitted", "status", "score", ""],
       history, ["#", "score"])));
-  await refresh();
+  const submissions = await refresh();
+  const latest = submissions[submissions.length - 1];
+  if (latest && latest.status === "pending") show(latest); // still being graded: follow it
+}
+
+/** Resolve after `ms`, or at once when `signal` aborts. */
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
 }
 
 function fileLinkJson(label, data, filename) {
@@ -85,8 +139,10 @@ function fileLinkJson(label, data, filename) {
 
 function result(sub) {
   return section(`${sub.status}: ${fmt.num(sub.score)} of ${fmt.num(sub.max_score)}${sub.late ? " (late)" : ""}`,
+    sub.status === "pending" ? h("p", { class: "muted", id: "grading" },
+      "Being graded: the feedback appears here when it is done.") : null,
     sub.reason ? h("p", { class: "error" }, sub.reason) : null,
-    table("result-table", ["check", "points", "message"], sub.checks.map((c) => h("tr",
+    sub.checks.length === 0 ? null : table("result-table", ["check", "points", "message"], sub.checks.map((c) => h("tr",
       { "data-check": c.name, "data-passed": c.withheld ? "withheld" : String(c.passed) },
       h("td", {}, c.name),
       num(c.withheld ? `? / ${fmt.num(c.max_points)}` : `${fmt.num(c.points)} / ${fmt.num(c.max_points)}`),
