@@ -141,7 +141,10 @@ def test_a_spare_is_used_once_and_a_dead_or_mismatched_one_is_replaced(mode):
     with box:
         assert box.proc is ready.proc and spare.guest is None  # taken, never handed out again
         assert box.call(PARAMS)[0] == pytest.approx(np.log(3), rel=1e-3)
-    assert not ready.alive
+    if mode == "bwrap":  # cleaned and kept for the next student (see the test below)
+        assert ready.alive and spare.guest is ready
+    else:  # no namespace of its own to clean: killed
+        assert not ready.alive and spare.guest is None
 
     spare.refill(SETTINGS, mode)
     dead = spare.guest
@@ -231,3 +234,55 @@ def test_under_a_job_memory_limit_below_the_sandbox_setting_the_sandbox_takes_th
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "memory_limit"]
+
+
+FIRST_STUDENT = """
+import os, subprocess, sys
+import numpy as np
+np.left_behind = "first"  # state of the process: the next student's starts without it
+open("/tmp/answer.py", "w").write("W = 42  # the first student's")
+os.makedirs("/tmp/d/e")
+print("the first student printed this")
+sys.stdout.flush()
+subprocess.Popen(["/bin/sh", "-c", "sleep 60"]) if os.path.exists("/bin/sh") else None
+if os.fork() == 0:  # a process that outlives the job, waiting to read the next one's code
+    import time
+    time.sleep(60)
+    os._exit(0)
+
+def loss_and_gradients(params, X, y, l2):
+    return 1.0, {"W": np.zeros((2, 3)), "b": np.zeros(3)}
+"""
+SECOND_STUDENT = """
+import os
+import numpy as np
+seen = (os.listdir("/tmp"), hasattr(np, "left_behind"), sorted(os.listdir("/proc")))
+
+def loss_and_gradients(params, X, y, l2):
+    raise RuntimeError(repr(seen))
+"""
+
+
+def test_one_bwrap_sandbox_serves_students_one_after_another_and_none_sees_the_last():
+    """A recycled sandbox: a fresh process per job, forked from a zygote that never ran
+    anyone's code; the last job's files, processes, output and unread bytes are gone."""
+    settings = Settings(database_url=SETTINGS.database_url, sandbox_processes=4)
+    spare = Spare()
+    with Sandbox(
+        settings, "bwrap", FIRST_STUDENT, "loss_and_gradients", SHAPES, X, Y, 0.0, spare
+    ) as box:
+        first = box.proc
+        box.call(PARAMS)
+        assert "the first student printed this" in box.output()
+        box._send(b"G" * 8)  # a request the job never read: it must not reach the next one
+    assert spare.guest is not None and spare.guest.proc is first  # recycled, not restarted
+    box = Sandbox(settings, "bwrap", SECOND_STUDENT, "loss_and_gradients", SHAPES, X, Y, 0.0, spare)
+    with box, pytest.raises(StudentError) as caught:
+        assert box.proc is first
+        box.call(PARAMS)
+    listing, leaked, pids = eval(caught.value.message.splitlines()[0].split(": ", 1)[1])
+    assert listing == [] and leaked is False
+    numeric = [p for p in pids if p.isdigit()]
+    assert len(numeric) == 3, numeric  # the namespace's init, the zygote, this child
+    assert "the first student printed this" not in caught.value.output
+    spare.close()

@@ -5,8 +5,11 @@ It is never imported by gradlab: :mod:`worker.sandbox.host` passes this file's t
 fd 1 takes replies; both are moved out of the way first, so that what the student prints
 goes to fd 2 (the worker's capped capture file) and never into the protocol.
 
-It imports NumPy (from the directory its one argument names) before it reads anything, so
-a worker can start one ahead of the job it will serve and have it waiting.
+It imports NumPy (from the directory its first argument names) before it reads anything, so
+a worker can start one ahead of the job it will serve and have it waiting; and it is a
+zygote: each student job runs in a child forked from it (:func:`main`), so that in bwrap a
+sandbox serves one student after another without importing NumPy again, each child
+starting from the zygote's state — which never held any student's code or data.
 
 Protocol (little-endian, no JSON per call):
 
@@ -21,10 +24,15 @@ Protocol (little-endian, no JSON per call):
   stop).
 """
 
+import contextlib
 import json
 import os
+import select
+import shutil
+import signal
 import struct
 import sys
+import time
 from typing import Any
 
 REQUESTS, REPLIES = os.dup(0), os.dup(1)
@@ -182,10 +190,9 @@ def forbid_new_processes() -> bool:
     return libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, FILTER
 
 
-def main() -> None:
-    sys.path[:] = [p for p in sys.path if p] + [sys.argv[1]]
-    import numpy as np
-
+def serve(np: Any) -> None:
+    """One student's job, in a process of its own forked from the zygote: the setup, then
+    calls until the worker is done with it."""
     (length,) = struct.unpack("<I", read_exactly(4))
     setup = json.loads(bytes(read_exactly(length)))
 
@@ -256,6 +263,83 @@ def main() -> None:
             write_all(ok + struct.pack("<d", loss))
         else:
             write_all(b"".join([ok, struct.pack("<d", loss), *(g.tobytes() for g in grads)]))
+
+
+def _die_like(status: int) -> None:
+    """End the zygote as its child ended, so that the worker, which sees only the sandbox's
+    own exit, tells a CPU-limit or file-size kill from an exit of the student's own."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+def _clean_up(child: int) -> None:
+    """Between two students (bwrap only: the sandbox's own PID namespace and /tmp): no
+    process but this one and the namespace's init is left, /tmp is empty, and what the
+    last job left unread in the request pipe is gone, unread."""
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    for _ in range(1000):  # anything it started (GRADLAB_SANDBOX_PROCESSES > 1), reparented
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            break
+        time.sleep(0.001)
+    else:  # still some after a second: this sandbox serves no one else
+        sys.exit(1)
+    for root in ("/tmp", "/dev/shm"):
+        if os.path.isdir(root) and os.access(root, os.W_OK):
+            for entry in os.scandir(root):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+    os.set_blocking(REQUESTS, False)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        while os.splice(REQUESTS, null, 1 << 20) > 0:
+            pass
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(null)
+        os.set_blocking(REQUESTS, True)
+
+
+def main() -> None:
+    """The zygote: NumPy imported once, then one forked child per student job (``F`` on
+    the control pipe). The child never returns here; on ``K`` (bwrap only) the zygote kills
+    it, cleans up and says ``W``, ready for the next student's job. A child that ends on
+    its own ends the zygote too, with its status."""
+    sys.path[:] = [p for p in sys.path if p] + [sys.argv[1]]
+    import numpy as np
+
+    control_in, control_out, isolated = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+    import ctypes
+
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no child may ptrace this one
+    while os.read(control_in, 1) == b"F":
+        child = os.fork()
+        if child == 0:
+            os.close(control_in)
+            os.close(control_out)
+            try:
+                serve(np)
+            finally:
+                os._exit(0)
+        pidfd = os.pidfd_open(child)
+        if pidfd in select.select([control_in, pidfd], [], [])[0]:
+            _die_like(os.waitpid(child, 0)[1])
+        os.close(pidfd)
+        if os.read(control_in, 1) != b"K" or not isolated:
+            break
+        _clean_up(child)
+        os.write(control_out, b"W")
+    sys.exit(0)
 
 
 main()

@@ -148,14 +148,17 @@ class Guest:
     """A started sandbox process, NumPy imported, waiting for the code it will run.
 
     A worker may start one before it has a job for it (:class:`Spare`): what a job then
-    waits for is only its own code's loading. Each is used by one job, then killed.
+    waits for is only its own code's loading. Each job's code runs in a process the guest
+    forks for it (:meth:`begin`); in bwrap, a job that ended well hands the guest back
+    cleaned (:meth:`recycle`) to its :class:`Spare` for the next student, and a sandbox that
+    failed in any way is killed.
     ``mode`` is "bwrap" or "subprocess" (:func:`store.sandboxing.sandbox_mode`)."""
 
     def __init__(self, settings: Settings, mode: str) -> None:
         self.settings, self.mode = settings, mode
         self.output_file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close)
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
-        self.to_fd = self.from_fd = -1
+        self.to_fd = self.from_fd = self.control_to = self.control_from = -1
         self.claim = CpuClaim()
         self.cpus = None if self.claim.cpu is None else {self.claim.cpu}
         before = os.sched_getaffinity(0) if self.cpus is not None else None
@@ -193,6 +196,7 @@ class Guest:
             args = ["-I", "-S", "-c", GUEST, SANDBOX_NUMPY]
             cmd = bwrap_command(sys.executable, args, 4 * self.settings.sandbox_output_bytes)
             env, cwd = {}, None
+            isolated = "1"
         else:  # a plain process: NumPy on its path without the venv's other packages
             self._workdir = tempfile.TemporaryDirectory(prefix="gradlab-student-")
             view = Path(self._workdir.name, "site")
@@ -203,28 +207,61 @@ class Guest:
                 (view / "numpy.libs").symlink_to(numpy_libs)
             cmd = [os.path.realpath(sys.executable), "-I", "-S", "-c", GUEST, str(view)]
             env, cwd = dict(_ENV), self._workdir.name
+            isolated = "0"  # no namespace of its own to clean: one job, then killed
         guest_reads, to_guest = os.pipe()
         from_guest, guest_writes = os.pipe()
+        zygote_reads, to_zygote = os.pipe()
+        from_zygote, zygote_writes = os.pipe()
+        theirs = (guest_reads, guest_writes, zygote_reads, zygote_writes)
         try:
             proc = subprocess.Popen(
-                cmd,
+                [*cmd, str(zygote_reads), str(zygote_writes), isolated],
                 stdin=guest_reads,
                 stdout=guest_writes,
                 stderr=self.output_file.fileno(),
+                pass_fds=(zygote_reads, zygote_writes),
                 env=env,
                 cwd=cwd,
                 preexec_fn=self._limits,
                 start_new_session=True,
             )
         except BaseException:
-            for fd in (to_guest, from_guest):
+            for fd in (to_guest, from_guest, to_zygote, from_zygote):
                 os.close(fd)
             raise
         finally:
-            os.close(guest_reads)
-            os.close(guest_writes)
+            for fd in theirs:
+                os.close(fd)
         self.to_fd, self.from_fd = to_guest, from_guest
+        self.control_to, self.control_from = to_zygote, from_zygote
         return proc
+
+    def begin(self) -> None:
+        """Have the zygote fork the process the next job's code runs in."""
+        os.write(self.control_to, b"F")
+
+    def recycle(self, timeout: float = 2.0) -> bool:
+        """After a job that ended well: have the zygote kill its child and clean up, then
+        drop what the child left unread for this side; True when the guest can serve
+        another student. Only in bwrap, where the sandbox is a namespace of its own."""
+        if self.mode != "bwrap" or not self.alive:
+            return False
+        try:
+            os.write(self.control_to, b"K")
+            ready = select.select([self.control_from], [], [], timeout)[0]
+            if not ready or os.read(self.control_from, 1) != b"W":
+                return False
+            os.set_blocking(self.from_fd, False)
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self.from_fd, 1 << 16):
+                    pass
+            os.set_blocking(self.from_fd, True)
+            fd = self.output_file.fileno()  # the next child's output starts from nothing
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+        except OSError:
+            return False
+        return True
 
     @property
     def alive(self) -> bool:
@@ -241,7 +278,7 @@ class Guest:
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-        for name in ("to_fd", "from_fd"):
+        for name in ("to_fd", "from_fd", "control_to", "control_from"):
             fd = getattr(self, name, -1)
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -271,6 +308,13 @@ class Spare:
         if guest is not None:
             guest.close()
         return Guest(settings, mode)
+
+    def put(self, guest: Guest) -> None:
+        """A recycled guest, kept for the next job (the one spare there is)."""
+        if self.guest is None:
+            self.guest = guest
+        else:
+            guest.close()
 
     def refill(self, settings: Settings, mode: str | None) -> None:
         """Start the spare; one that cannot start now is not an error of any job's (the
@@ -317,7 +361,18 @@ class Sandbox:
         self._request = np.zeros(1 + self.total)
         self._reply = bytearray(16 + 8 * self.total)
         self._cpus: set[int] | None = None
+        self.spare, self.failed = spare, False
         self.guest = spare.take(settings, mode) if spare is not None else Guest(settings, mode)
+        try:
+            self.guest.begin()
+        except OSError:  # a spare that died since it was checked: a new one
+            self.guest.close()
+            self.guest = Guest(settings, mode)
+            try:
+                self.guest.begin()
+            except BaseException:
+                self.guest.close()
+                raise
         self.proc, self._to, self._from = self.guest.proc, self.guest.to_fd, self.guest.from_fd
         if self.guest.cpus is not None:  # this process joins its guest on one CPU
             self._cpus = os.sched_getaffinity(0)
@@ -343,6 +398,7 @@ class Sandbox:
             if status != b"R":
                 raise self._protocol_error()
         except BaseException:
+            self.failed = True
             self.close()
             raise
 
@@ -432,6 +488,7 @@ class Sandbox:
     def _fail(self, kind: str, message: str) -> StudentError:
         """The error, with what the code printed so far; a sandbox that failed is closed."""
         output = self.output()
+        self.failed = True
         self.close()
         return StudentError(kind, message, output)
 
@@ -475,8 +532,14 @@ class Sandbox:
         return ""
 
     def close(self) -> None:
-        """Kill the student's process; this process may use its CPUs again."""
-        self.guest.close()
+        """End the student's process: the guest goes back to the spare cleaned when the job
+        ended well and it can be (:meth:`Guest.recycle`), else it is killed; this process may
+        use its CPUs again."""
+        if self._to >= 0:
+            if not self.failed and self.spare is not None and self.guest.recycle():
+                self.spare.put(self.guest)
+            else:
+                self.guest.close()
         self._to = self._from = -1
         cpus, self._cpus = self._cpus, None
         if cpus is not None:
