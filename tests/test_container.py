@@ -114,10 +114,18 @@ def dockerfile_base() -> str:
     return final_stage(dockerfile_instructions(DOCKERFILE.read_text()))[0]
 
 
+ROOT_LEFTOVERS = ("var/cache/apt/archives", "var/lib/apt/lists")
+DEBOOTSTRAP_OPTIONS = ("--variant=minbase", "--include=python3,python3-venv,ca-certificates")
+
+
 def debian_root_tar(suite: str) -> Path:
     """A tarball of a minimal Debian ``suite`` root with Python 3, bootstrapped once per
-    machine (a few minutes, from Debian's mirror) and kept under CACHE."""
-    tar = CACHE / f"debian-{suite}-minbase-python3.tar"
+    machine (a few minutes, from Debian's mirror) and kept under CACHE, named by a hash of
+    what makes it (the suite, debootstrap's options, how it is trimmed): a changed recipe
+    bootstraps anew rather than reusing a root made another way."""
+    recipe = "\n".join([suite, *DEBOOTSTRAP_OPTIONS, *ROOT_LEFTOVERS])
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    tar = CACHE / f"debian-{suite}-minbase-python3-{key}.tar"
     if tar.is_file():
         return tar
     debootstrap = shutil.which("debootstrap") or need("debootstrap (apt-get install debootstrap)")
@@ -125,19 +133,13 @@ def debian_root_tar(suite: str) -> Path:
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
         root = Path(scratch) / "root"
         subprocess.run(
-            [
-                debootstrap,
-                "--variant=minbase",
-                "--include=python3,python3-venv,ca-certificates",
-                suite,
-                str(root),
-            ],
+            [debootstrap, *DEBOOTSTRAP_OPTIONS, suite, str(root)],
             check=True,
             capture_output=True,
             timeout=900,
         )
         # As Debian's own images: no downloaded packages, no package lists (95 MB).
-        for leftovers in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for leftovers in ROOT_LEFTOVERS:
             for path in (root / leftovers).glob("*"):
                 if path.is_file():
                     path.unlink()
