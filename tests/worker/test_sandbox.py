@@ -242,6 +242,10 @@ import numpy as np
 np.left_behind = "first"  # state of the process: the next student's starts without it
 open("/tmp/answer.py", "w").write("W = 42  # the first student's")
 os.makedirs("/tmp/d/e")
+os.makedirs("/tmp/locked/in")
+open("/tmp/locked/in/secret.py", "w").write("b = 7")
+os.chmod("/tmp/locked/in", 0)
+os.chmod("/tmp/locked", 0)  # hidden from the zygote's cleanup, it hopes
 print("the first student printed this")
 sys.stdout.flush()
 subprocess.Popen(["/bin/sh", "-c", "sleep 60"]) if os.path.exists("/bin/sh") else None

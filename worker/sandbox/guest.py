@@ -276,6 +276,24 @@ def _die_like(status: int) -> None:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
+def _empty(root: str) -> None:
+    """Remove everything under ``root``, first giving back to every directory the
+    permissions a student may have taken from it (same owner: chmod 0 hides, it does not
+    protect)."""
+    for entry in os.scandir(root):
+        if entry.is_dir(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.chmod(entry.path, 0o700)
+            for top, dirs, _ in os.walk(entry.path):
+                for name in dirs:
+                    with contextlib.suppress(OSError):
+                        os.chmod(os.path.join(top, name), 0o700)
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
 def _clean_up(child: int) -> None:
     """Between two students (bwrap only: the sandbox's own PID namespace and /tmp): no
     process but this one and the namespace's init is left, /tmp is empty, and what the
@@ -292,12 +310,9 @@ def _clean_up(child: int) -> None:
         sys.exit(1)
     for root in ("/tmp", "/dev/shm"):
         if os.path.isdir(root) and os.access(root, os.W_OK):
-            for entry in os.scandir(root):
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
+            _empty(root)
+            if os.listdir(root):  # something it could not remove: serve no one else
+                sys.exit(1)
     os.set_blocking(REQUESTS, False)
     null = os.open(os.devnull, os.O_WRONLY)
     try:
