@@ -66,19 +66,24 @@ def taylor(iteration: int, slope: float = 2.0) -> dict:
     }
 
 
+def ran(checks, final_loss: float, reference_final_loss: float) -> JobEvidence:
+    """A succeeded job's evidence, its reference run succeeded too."""
+    return JobEvidence(
+        "succeeded",
+        checks=checks,
+        final_loss=final_loss,
+        reference_status="succeeded",
+        reference_final_loss=reference_final_loss,
+    )
+
+
 FULL = [solution(0), numeric(0), taylor(0), solution(9), numeric(9), taylor(9)]
 
 
 def test_a_succeeded_job_with_every_record_is_graded_on_each():
     grade = grade_job(
         CHECKS,
-        JobEvidence(
-            "succeeded",
-            checks=FULL,
-            final_loss=0.5,
-            reference_status="succeeded",
-            reference_final_loss=0.5002,
-        ),
+        ran(FULL, 0.5, 0.5002),
     )
     assert grade.status is GradeStatus.GRADED and grade.score == grade.max_score == 10
     wrong = [solution(0, "not_averaged"), numeric(0, 0.3), taylor(0, 1.0), *FULL[3:]]
@@ -191,13 +196,7 @@ def test_a_running_job_is_pending_and_a_student_sees_a_hidden_check_withheld():
     assert grade_job(CHECKS, JobEvidence("running")).status is GradeStatus.PENDING
     grade = grade_job(
         CHECKS,
-        JobEvidence(
-            "succeeded",
-            checks=FULL,
-            final_loss=0.5,
-            reference_status="succeeded",
-            reference_final_loss=0.5,
-        ),
+        ran(FULL, 0.5, 0.5),
     )
     seen = as_student_sees(grade.results, past_due=True)
     assert seen["checks"][2] == {
